@@ -1,0 +1,29 @@
+"""Persistence: run folders under weights/ and (later) the review log database."""
+
+from store.paths import data_dir, repo_root, weights_dir
+from store.runs import (
+    Run,
+    RunError,
+    create_run_dir,
+    list_runs,
+    load_run,
+    provenance,
+    write_history,
+    write_metrics,
+    write_run_info,
+)
+
+__all__ = [
+    "Run",
+    "RunError",
+    "create_run_dir",
+    "data_dir",
+    "list_runs",
+    "load_run",
+    "provenance",
+    "repo_root",
+    "weights_dir",
+    "write_history",
+    "write_metrics",
+    "write_run_info",
+]
