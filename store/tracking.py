@@ -123,7 +123,7 @@ class Tracker:
 def start_tracking(
     enabled: bool, name: str, config: dict[str, Any], run_dir: Path, job_type: str
 ) -> Tracker:
-    """Start a W&B run (files under run_dir's parent/wandb/ by default) or return a no-op tracker."""
+    """Start a W&B run (files in <repo>/wandb/ by default) or return a no-op tracker."""
     if not enabled:
         return Tracker(None)
     if not os.environ.get("WANDB_API_KEY") and os.environ.get("WANDB_MODE") != "disabled":

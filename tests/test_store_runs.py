@@ -1,0 +1,97 @@
+import json
+
+import keras
+import numpy as np
+import pytest
+
+import store
+from store.runs import RunError
+
+
+def _tiny_model() -> keras.Model:
+    inputs = keras.Input((8, 8, 1), name="image")
+    x = keras.layers.Conv2D(2, 3, padding="same", name="conv")(inputs)
+    x = keras.layers.GlobalAveragePooling2D(name="gap")(x)
+    outputs = keras.layers.Dense(2, activation="softmax", name="probs")(x)
+    return keras.Model(inputs, outputs, name="tiny")
+
+
+def test_weights_dir_follows_environment(tmp_path, monkeypatch):
+    monkeypatch.setenv("DEFECTLENS_WEIGHTS", str(tmp_path / "w"))
+    assert store.weights_dir() == tmp_path / "w"
+
+
+def test_name_clash_gets_a_suffix_instead_of_overwriting():
+    first = store.create_run_dir("demo")
+    (first / "keep.txt").write_text("original")
+    second = store.create_run_dir("demo")
+    third = store.create_run_dir("demo")
+    assert [first.name, second.name, third.name] == ["demo", "demo-2", "demo-3"]
+    assert (first / "keep.txt").read_text() == "original"
+
+
+@pytest.mark.parametrize("bad", ["", "../escape", "a b", "-dash-first", "x/y"])
+def test_unsafe_run_names_are_refused(bad):
+    with pytest.raises(RunError, match="run name"):
+        store.create_run_dir(bad)
+
+
+def test_run_round_trip_keeps_info_history_metrics_and_model():
+    run_dir = store.create_run_dir("roundtrip")
+    model = _tiny_model()
+    model.save(run_dir / "model.keras")
+    store.write_run_info(run_dir, {"kind": "classifier", "class_names": ["ok", "def"]})
+    store.write_history(run_dir, {"loss": [0.9, 0.5], "val_loss": [1.0, 0.7]})
+    store.write_metrics(run_dir, {"accuracy": np.float32(0.75), "cm": np.eye(2, dtype=int)})
+
+    run = store.load_run("roundtrip")
+    assert run.kind == "classifier"
+    assert run.info["name"] == "roundtrip"
+    assert run.info["class_names"] == ["ok", "def"]
+    assert "keras" in run.info["versions"] and run.info["created"]
+    assert run.history["epoch"].tolist() == [1, 2]
+    assert run.metrics == {"accuracy": 0.75, "cm": [[1, 0], [0, 1]]}
+    x = np.random.default_rng(0).random((3, 8, 8, 1), dtype=np.float32)
+    np.testing.assert_allclose(run.load_model().predict(x, verbose=0), model.predict(x, verbose=0))
+
+
+def test_run_info_needs_a_known_kind():
+    run_dir = store.create_run_dir("nokind")
+    with pytest.raises(RunError, match="kind"):
+        store.write_run_info(run_dir, {"kind": "regressor"})
+
+
+def test_list_runs_filters_by_kind_and_skips_broken_folders():
+    for name, kind in [("a", "classifier"), ("b", "autoencoder"), ("c", "lstm")]:
+        store.write_run_info(store.create_run_dir(name), {"kind": kind})
+    broken = store.create_run_dir("broken")
+    (broken / "run.json").write_text("{not json")
+    store.create_run_dir("empty")
+
+    assert sorted(r.name for r in store.list_runs()) == ["a", "b", "c"]
+    assert [r.name for r in store.list_runs(kind="lstm")] == ["c"]
+
+
+def test_loading_a_missing_run_names_the_runs_that_exist():
+    store.write_run_info(store.create_run_dir("present"), {"kind": "lstm"})
+    with pytest.raises(RunError, match="no run named 'absent'; runs found: present"):
+        store.load_run("absent")
+
+
+def test_broken_run_json_is_reported_with_its_path():
+    broken = store.create_run_dir("broken")
+    (broken / "run.json").write_text("{")
+    with pytest.raises(RunError, match="not valid JSON"):
+        store.load_run(broken)
+
+
+def test_missing_model_file_is_a_clear_error():
+    store.write_run_info(store.create_run_dir("nomodel"), {"kind": "classifier"})
+    with pytest.raises(RunError, match="has no model.keras"):
+        store.load_run("nomodel").load_model()
+
+
+def test_run_json_is_plain_json_readable_without_defectlens():
+    run_dir = store.create_run_dir("plain")
+    store.write_run_info(run_dir, {"kind": "lstm", "scaler": {"min": np.array([0.0, 1.0])}})
+    assert json.loads((run_dir / "run.json").read_text())["scaler"]["min"] == [0.0, 1.0]
