@@ -1,0 +1,226 @@
+"""Input pipelines: the tf.data builder every trainer uses, and batch loading for inference.
+
+Images are decoded with `read_image` and prepared with the run's `Preprocess` exactly once, kept
+in memory as uint8 at the model's size, then augmented per epoch, normalised, batched and
+prefetched. A few thousand 224 px images take a few hundred MB.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+import os
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from imaging.decode import ImageError, read_image, to_gray
+from imaging.layouts import DatasetError
+from imaging.preprocess import Preprocess
+
+if TYPE_CHECKING:
+    import tensorflow as tf
+
+log = logging.getLogger(__name__)
+
+Augment = Callable[..., np.ndarray]
+_SHOWN = 5
+
+
+def _workers(workers: int | None) -> int:
+    return workers or max(1, min(4, os.cpu_count() or 1))
+
+
+def _prepare_one(item: Any, preprocess: Preprocess) -> np.ndarray:
+    if isinstance(item, np.ndarray):
+        return preprocess.prepare(item)
+    return preprocess.prepare(read_image(item))
+
+
+def _prepare_all(
+    items: Sequence[Any], preprocess: Preprocess, workers: int | None
+) -> tuple[list[np.ndarray | None], list[ImageError]]:
+    """Decode + prepare in a thread pool (OpenCV and Pillow release the GIL)."""
+
+    def one(index_item: tuple[int, Any]) -> np.ndarray | ImageError:
+        index, item = index_item
+        try:
+            return _prepare_one(item, preprocess)
+        except ImageError as exc:
+            exc.index = index
+            return exc
+
+    with ThreadPoolExecutor(max_workers=_workers(workers)) as pool:
+        results = list(pool.map(one, enumerate(items)))
+    errors = [r for r in results if isinstance(r, ImageError)]
+    prepared = [None if isinstance(r, ImageError) else r for r in results]
+    return prepared, errors
+
+
+def load_images(
+    paths: Sequence[Any], preprocess: Preprocess, workers: int | None = None
+) -> tuple[np.ndarray, list[ImageError]]:
+    """Model input for inference: float32 (N_ok, size, size, 1) and one ImageError per bad input.
+
+    Items may be paths, bytes, file objects or decoded arrays. Rows keep the input order with
+    the failed items left out; each error has `.source`, `.reason` and `.index` (its position in
+    `paths`), so one corrupt upload is reported while the others proceed.
+    """
+    prepared, errors = _prepare_all(list(paths), preprocess, workers)
+    good = [preprocess.normalize(u8) for u8 in prepared if u8 is not None]
+    for error in errors:
+        log.warning("skipping %s", error)
+    if not good:
+        return np.zeros((0, preprocess.size, preprocess.size, 1), np.float32), errors
+    return np.stack(good), errors
+
+
+def _wants_rng(augment: Augment) -> bool:
+    """True for augment(u8, rng): such callables get a per-element seeded Generator."""
+    try:
+        params = inspect.signature(augment).parameters.values()
+    except (TypeError, ValueError):
+        return False
+    kinds = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    positional = [p for p in params if p.kind in kinds]
+    return len(positional) >= 2 or any(p.kind == inspect.Parameter.VAR_POSITIONAL for p in params)
+
+
+def _checked_augment(augment: Augment, size: int) -> Callable[..., np.ndarray]:
+    with_rng = _wants_rng(augment)
+
+    def run(u8: np.ndarray, seed: np.ndarray | None = None) -> np.ndarray:
+        out = augment(u8, np.random.default_rng(int(seed))) if with_rng else augment(u8)
+        out = np.asarray(out)
+        if out.ndim == 3 and out.shape[2] in (1, 3):
+            out = to_gray(out.astype(np.uint8)) if out.dtype == np.uint8 else out[:, :, 0]
+        if out.dtype != np.uint8 or out.shape != (size, size):
+            raise ValueError(
+                f"augment must return uint8 ({size}, {size}), got {out.dtype} {out.shape}"
+            )
+        return out
+
+    return run
+
+
+def _check_labels(labels: Any, n: int) -> np.ndarray:
+    labels = np.asarray(labels)
+    if labels.shape != (n,):
+        raise DatasetError(f"expected {n} labels (one per path), got shape {labels.shape}")
+    if not np.issubdtype(labels.dtype, np.integer):
+        raise DatasetError(
+            f"labels must be class indices (integers), got {labels.dtype}: "
+            "use spec.labels_to_index(labels)"
+        )
+    return labels.astype(np.int32)
+
+
+def prepare_cache(
+    paths: Sequence[str | Path], preprocess: Preprocess, workers: int | None = None
+) -> np.ndarray:
+    """Decode + prepare every image once: uint8 (N, size, size); any bad file stops it, named."""
+    start = time.perf_counter()
+    prepared, errors = _prepare_all(list(paths), preprocess, workers)
+    if errors:
+        details = "; ".join(str(e) for e in errors[:_SHOWN])
+        more = f" ... and {len(errors) - _SHOWN} more" if len(errors) > _SHOWN else ""
+        raise DatasetError(
+            f"{len(errors)} of {len(prepared)} images cannot be read: {details}{more}; "
+            "fix or remove them"
+        )
+    log.info(
+        "decoded and prepared %d images at %dpx in %.1fs",
+        len(prepared),
+        preprocess.size,
+        time.perf_counter() - start,
+    )
+    if not prepared:
+        return np.zeros((0, preprocess.size, preprocess.size), np.uint8)
+    return np.stack(prepared)
+
+
+def make_tf_dataset(
+    paths: Sequence[str | Path],
+    labels: Sequence[int] | np.ndarray | None,
+    preprocess: Preprocess,
+    batch_size: int = 32,
+    shuffle: bool = False,
+    seed: int = 0,
+    augment: Augment | None = None,
+    cache: bool = True,
+    workers: int | None = None,
+) -> tf.data.Dataset:
+    """The one tf.data input pipeline for training and evaluation.
+
+    Yields (float32 (B, size, size, 1), int32 (B,)) or images only when labels is None.
+    `augment` is `augment(u8) -> u8` or `augment(u8, rng) -> u8` on uint8 (size, size); the
+    second form gets a numpy Generator seeded per element from `seed`, so augmentation is
+    reproducible run to run while differing from epoch to epoch.
+    """
+    import tensorflow as tf
+
+    paths = [str(p) for p in paths]
+    if not paths:
+        raise DatasetError("no images to build a data set from")
+    if batch_size < 1:
+        raise DatasetError(f"batch_size must be at least 1, got {batch_size}")
+    label_array = None if labels is None else _check_labels(labels, len(paths))
+    size = preprocess.size
+
+    if cache:
+        images = tf.data.Dataset.from_tensor_slices(prepare_cache(paths, preprocess, workers))
+    else:
+        images = tf.data.Dataset.from_tensor_slices(paths)
+    ds = (
+        images
+        if label_array is None
+        else tf.data.Dataset.zip((images, tf.data.Dataset.from_tensor_slices(label_array)))
+    )
+    if shuffle:
+        ds = ds.shuffle(len(paths), seed=seed, reshuffle_each_iteration=True)
+
+    def decode(path: tf.Tensor) -> tf.Tensor:
+        u8 = tf.numpy_function(
+            lambda p: _prepare_one(p.decode("utf-8"), preprocess), [path], tf.uint8
+        )
+        return tf.ensure_shape(u8, (size, size))
+
+    if not cache:
+        ds = ds.map(
+            (lambda p, y: (decode(p), y)) if label_array is not None else decode,
+            num_parallel_calls=tf.data.AUTOTUNE,
+            deterministic=True,
+        )
+
+    if augment is not None:
+        run = _checked_augment(augment, size)
+        seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True)
+        ds = tf.data.Dataset.zip((ds, seeds))
+
+        def augmented(u8: tf.Tensor, element_seed: tf.Tensor) -> tf.Tensor:
+            out = tf.numpy_function(run, [u8, element_seed], tf.uint8)
+            return tf.ensure_shape(out, (size, size))
+
+        if label_array is None:
+            ds = ds.map(augmented, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+        else:
+            ds = ds.map(
+                lambda xy, s: (augmented(xy[0], s), xy[1]),
+                num_parallel_calls=tf.data.AUTOTUNE,
+                deterministic=True,
+            )
+
+    def normalize(u8: tf.Tensor) -> tf.Tensor:
+        # Same arithmetic as Preprocess.normalize, on the whole batch.
+        return tf.expand_dims(tf.cast(u8, tf.float32) / 255.0, -1)
+
+    ds = ds.batch(batch_size)
+    if label_array is None:
+        ds = ds.map(normalize, num_parallel_calls=tf.data.AUTOTUNE)
+    else:
+        ds = ds.map(lambda x, y: (normalize(x), y), num_parallel_calls=tf.data.AUTOTUNE)
+    return ds.prefetch(tf.data.AUTOTUNE)
