@@ -107,6 +107,19 @@ def _check_extension(label: str) -> None:
         )
 
 
+_SIGNATURES = {
+    _PNG_SIGNATURE: "PNG",
+    b"\xff\xd8\xff": "JPEG",
+    b"II*\x00": "TIFF",
+    b"MM\x00*": "TIFF",
+}
+
+
+def _sniff(data: bytes) -> str | None:
+    """The format a file's magic bytes announce (BMP's two-byte 'BM' is too weak to trust)."""
+    return next((kind for magic, kind in _SIGNATURES.items() if data.startswith(magic)), None)
+
+
 def _header_size(data: bytes) -> tuple[int, int] | None:
     """Width and height straight from a PNG or BMP header, for files Pillow refuses to open."""
     if data.startswith(_PNG_SIGNATURE) and len(data) >= 24 and data[12:16] == b"IHDR":
@@ -140,6 +153,11 @@ def _open(label: str, data: bytes, max_pixels: int) -> Image.Image:
         size = _header_size(data)
         if size and 0 in size:
             raise ImageError(label, f"image has zero size ({size[0]}x{size[1]})") from None
+        kind = _sniff(data)
+        if kind:
+            raise ImageError(
+                label, f"file is truncated or its {kind} header is corrupt ({exc})"
+            ) from None
         if isinstance(exc, UnidentifiedImageError):
             raise ImageError(
                 label, "not an image (no PNG, JPEG, BMP or TIFF header found)"
@@ -173,7 +191,7 @@ def _decode(label: str, pil: Image.Image, data: bytes) -> None:
                 again.verify()
     except (OSError, SyntaxError, ValueError, EOFError, struct.error, IndexError) as exc:
         text = str(exc)
-        if "truncated" in text or isinstance(exc, EOFError) or "EOF" in text:
+        if "truncated" in text.lower() or isinstance(exc, EOFError) or "EOF" in text:
             raise ImageError(label, f"file is truncated ({text})") from None
         raise ImageError(label, f"corrupt image data ({text})") from None
 

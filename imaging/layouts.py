@@ -208,6 +208,11 @@ def _empty_boxes() -> pd.DataFrame:
     )
 
 
+def _given(value: object) -> bool:
+    """A non-empty string (pandas turns None into NaN in string columns)."""
+    return isinstance(value, str) and value != ""
+
+
 def _check_fraction(name: str, value: float) -> None:
     if not 0.0 < float(value) < 1.0:
         raise DatasetError(f"{name} must be between 0 and 1 (exclusive), got {value}")
@@ -411,7 +416,7 @@ def _join_annotations(root: Path, items: pd.DataFrame) -> tuple[pd.DataFrame, pd
 
 def _check_masks(items: pd.DataFrame, root: Path, source: Path) -> None:
     missing = [
-        _relative(m, root) for m in items["mask_path"] if m is not None and not Path(m).is_file()
+        _relative(m, root) for m in items["mask_path"] if _given(m) and not Path(m).is_file()
     ]
     if missing:
         raise DatasetError(f"{source}: {len(missing)} mask files are missing: {_listing(missing)}")
@@ -458,11 +463,14 @@ def _discover_mvtec(root: Path) -> DatasetSpec:
                     }
                 )
     items = pd.DataFrame(rows)
-    missing = [_relative(m, root) for m in items["mask_path"] if m and not Path(m).is_file()]
+    missing = [
+        f"{_relative(p, root)} (expected {_relative(m, root)})"
+        for p, m in zip(items["path"], items["mask_path"], strict=True)
+        if _given(m) and not Path(m).is_file()
+    ]
     if missing:
         raise DatasetError(
-            f"{root}: {len(missing)} defect images have no mask in ground_truth/: "
-            f"{_listing(missing)}"
+            f"{root}: {len(missing)} defect images have no mask: {_listing(missing)}"
         )
     if "good" not in set(items["label"]):
         raise DatasetError(f"{root}: no good images in train/good/ or test/good/")
