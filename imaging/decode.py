@@ -46,6 +46,8 @@ def read_image(
     EXIF orientation is applied. The pixel count is checked from the header before any pixel
     is decoded, so a decompression bomb costs nothing.
     """
+    if isinstance(source, str | Path):
+        _check_extension(str(source), name or str(source))  # before reading a stray video
     label, data = _read_bytes(source, name)
     _check_extension(label)
     if not data:
@@ -99,8 +101,9 @@ def _read_bytes(source: ImageSource, name: str | None) -> tuple[str, bytes]:
     )
 
 
-def _check_extension(label: str) -> None:
-    suffix = Path(label).suffix.lower()
+def _check_extension(filename: str, label: str | None = None) -> None:
+    label = label or filename
+    suffix = Path(filename).suffix.lower()
     if suffix and suffix not in IMAGE_EXTENSIONS:
         raise ImageError(
             label, f"unsupported file type {suffix!r} (accepted: {' '.join(IMAGE_EXTENSIONS)})"

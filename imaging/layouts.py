@@ -54,7 +54,7 @@ def _listing(values: Sequence[str], limit: int = _SHOWN) -> str:
     return shown + (f" ... and {len(values) - limit} more" if len(values) > limit else "")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class DatasetSpec:
     """What a data set holds: one row per image in `items`, one row per defect box in `boxes`."""
 
