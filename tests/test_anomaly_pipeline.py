@@ -1,0 +1,165 @@
+"""End to end on a tiny data set: train (CLI), load in safe mode, score, threshold, predict."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pandas as pd
+import pytest
+
+import store
+from anomaly.evaluate import binned_auroc, evaluate_run
+from anomaly.predict import main as predict_main
+from anomaly.predict import predict_files
+from anomaly.scoring import AnomalyDetector, score_images
+from imaging import ImageError
+
+REPO = Path(__file__).resolve().parents[1]
+pytestmark = pytest.mark.xdist_group("anomaly_tiny")
+
+
+def _part(rng: np.random.Generator, defect: bool) -> tuple[np.ndarray, np.ndarray]:
+    """A 40x48 gray disk on a dark background; a defect is a dark pit on the disk."""
+    img = np.full((40, 48), 20, np.uint8)
+    cy, cx = 20 + rng.integers(-2, 3), 24 + rng.integers(-2, 3)
+    cv2.circle(img, (int(cx), int(cy)), 14, 170, -1)
+    img = np.clip(img + rng.normal(0, 4, img.shape), 0, 255).astype(np.uint8)
+    mask = np.zeros_like(img)
+    if defect:
+        cv2.circle(mask, (int(cx) + 5, int(cy) - 3), 3, 255, -1)
+        img[mask > 0] = 30
+    return img, mask
+
+
+def make_dataset(root: Path, n_good: int = 14) -> Path:
+    """Class folders plus masks and annotations.csv, like the synthetic generator writes."""
+    rng = np.random.default_rng(0)
+    rows = []
+    layout = {("train", "ok_front"): n_good, ("train", "def_front"): 3}
+    layout |= {("test", "ok_front"): 4, ("test", "def_front"): 4}
+    for (split, label), count in layout.items():
+        (root / split / label).mkdir(parents=True)
+        for i in range(count):
+            defect = label == "def_front"
+            img, mask = _part(rng, defect)
+            rel = f"{split}/{label}/{label}_{i:02d}.png"
+            cv2.imwrite(str(root / rel), img)
+            mask_rel = ""
+            if defect:
+                mask_rel = f"masks/{split}/{label}_{i:02d}_mask.png"
+                (root / mask_rel).parent.mkdir(parents=True, exist_ok=True)
+                cv2.imwrite(str(root / mask_rel), mask)
+            rows.append(
+                {
+                    "path": rel,
+                    "split": split,
+                    "label": label,
+                    "defect_type": "blowhole" if defect else "",
+                    "mask_path": mask_rel,
+                }
+            )
+    pd.DataFrame(rows).to_csv(root / "annotations.csv", index=False)
+    return root
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    """A dataset and a 2-epoch run trained through the script entry point."""
+    base = tmp_path_factory.mktemp("anomaly_tiny")
+    data = make_dataset(base / "data")
+    env = {**os.environ, "DEFECTLENS_WEIGHTS": str(base / "weights"), "WANDB_MODE": "disabled"}
+    cmd = [sys.executable, "anomaly/train.py", "--data", str(data), "--name", "tiny"]
+    cmd += ["--img-size", "32", "--epochs", "2", "--latent-dim", "4", "--batch-size", "4"]
+    done = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
+    return data, base / "weights" / "tiny", done.stdout
+
+
+def test_training_writes_a_complete_autoencoder_run(tiny):
+    _, run_dir, stdout = tiny
+    run = store.load_run(run_dir)
+    assert run.kind == "autoencoder"
+    assert run.info["threshold_method"] == "percentile"
+    assert isinstance(run.info["threshold"], float)
+    assert run.info["score"]["name"] == "top_k_mean" and run.info["score"]["top_k"] == 1.0
+    assert run.info["preprocess"]["size"] == 32
+    assert set(run.info["summary"]) == {"image_auroc", "pixel_auroc", "f1"}
+    assert len(run.history) == 2
+    assert (run_dir / "error_stats.npy").exists()
+    assert "image AUROC" in stdout
+
+
+def test_the_run_loads_in_safe_mode_and_scores_at_original_size(tiny):
+    data, run_dir, _ = tiny
+    files = sorted((data / "test" / "def_front").glob("*.png"))[:2]
+    scores, maps, recon = score_images(store.load_run(run_dir), files)
+    assert scores.shape == (2,) and np.isfinite(scores).all()
+    assert [m.shape for m in maps] == [(40, 48), (40, 48)]
+    assert recon.shape == (2, 32, 32)
+
+
+def test_the_stored_threshold_decides_anomalous(tiny, tmp_path):
+    data, run_dir, _ = tiny
+    files = sorted((data / "test").rglob("*.png"))
+    run = store.load_run(run_dir)
+    frame = predict_files(run, files, progress=False)
+    assert (frame["anomalous"] == (frame["score"] > run.info["threshold"])).all()
+    # move the stored threshold between two scores: the decisions must follow run.json
+    ranked = np.sort(frame["score"].to_numpy())
+    info = json.loads((run_dir / "run.json").read_text())
+    moved = tmp_path / "moved"
+    moved.mkdir()
+    for name in ("model.keras", "error_stats.npy"):
+        (moved / name).write_bytes((run_dir / name).read_bytes())
+    info["threshold"] = float((ranked[3] + ranked[4]) / 2)
+    (moved / "run.json").write_text(json.dumps(info))
+    again = predict_files(AnomalyDetector.from_run(moved), files, progress=False)
+    assert int(again["anomalous"].sum()) == len(files) - 4
+
+
+def test_a_corrupt_image_is_reported_and_the_rest_are_scored(tiny, tmp_path, capsys):
+    data, run_dir, _ = tiny
+    bad = tmp_path / "broken.png"
+    bad.write_bytes(b"\x89PNG\r\n\x1a\n" + b"\x00" * 20)
+    good = sorted((data / "test" / "ok_front").glob("*.png"))[0]
+    out = tmp_path / "scores.csv"
+    argv = ["--run", str(run_dir), "--images", str(good), str(bad), "--out", str(out)]
+    argv += ["--maps", str(tmp_path / "maps")]
+    assert predict_main(argv) == 0
+    frame = pd.read_csv(out, keep_default_na=False)
+    assert frame.loc[1, "path"] == str(bad) and frame.loc[1, "error"] != ""
+    assert frame.loc[0, "error"] == "" and float(frame.loc[0, "score"]) >= 0
+    assert (tmp_path / "maps" / f"{good.stem}_map.png").exists()
+    assert "1 unreadable" in capsys.readouterr().out
+
+
+def test_score_images_names_the_corrupt_file(tiny, tmp_path):
+    _, run_dir, _ = tiny
+    bad = tmp_path / "truncated.png"
+    bad.write_bytes(b"not an image at all")
+    with pytest.raises(ImageError, match="truncated.png"):
+        score_images(store.load_run(run_dir), [bad])
+
+
+def test_evaluation_reports_image_and_pixel_auroc_and_f1(tiny):
+    data, run_dir, _ = tiny
+    metrics = evaluate_run(run_dir, data)
+    assert metrics["n_images"] == 8 and metrics["n_defective"] == 4
+    for key in ("image_auroc", "pixel_auroc", "f1"):
+        assert 0.0 <= metrics[key] <= 1.0
+    assert metrics["confusion_labels"] == ["good", "defect"]
+
+
+def test_binned_auroc_matches_the_exact_value():
+    from sklearn.metrics import roc_auc_score
+
+    rng = np.random.default_rng(0)
+    neg, pos = rng.normal(0, 1, 5000), rng.normal(1, 1, 500)
+    edges = np.linspace(-6, 7, 20001)
+    binned = binned_auroc(np.histogram(pos, edges)[0], np.histogram(neg, edges)[0])
+    exact = roc_auc_score(np.r_[np.zeros(5000), np.ones(500)], np.r_[neg, pos])
+    assert binned == pytest.approx(exact, abs=1e-4)
