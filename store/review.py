@@ -26,7 +26,7 @@ from types import SimpleNamespace
 from typing import IO, Any
 
 import pandas as pd
-from sqlalchemy import Engine, create_engine, event, func, select
+from sqlalchemy import Engine, create_engine, event, func, make_url, select
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -131,8 +131,8 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
 
 def make_engine(url: str) -> Engine:
     """An engine for `url`; SQLite connections get WAL, a busy timeout and foreign keys."""
-    if url.startswith("sqlite"):
-        path = url.split("///", 1)[-1]
+    if make_url(url).get_backend_name() == "sqlite":
+        path = make_url(url).database
         if path and path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
         engine = create_engine(url, connect_args={"timeout": BUSY_TIMEOUT_MS / 1000})
@@ -553,8 +553,18 @@ def _required_text(field: str, value: Any, max_len: int) -> str:
     return text
 
 
-def _number(field: str, value: Any) -> float | None:
+def _missing(value: Any) -> bool:
+    """None, NaN, NaT or pd.NA: how a missing prediction arrives from a DataFrame row."""
     if value is None:
+        return True
+    try:
+        return bool(pd.isna(value))
+    except (TypeError, ValueError):
+        return False
+
+
+def _number(field: str, value: Any) -> float | None:
+    if _missing(value):
         return None
     try:
         number = float(value)
@@ -577,9 +587,9 @@ def _clean_predictions(predictions: Mapping[str, Any]) -> dict[str, Any]:
             number = _number(key, value)
             fields[key] = None if number is None else int(number)
         elif key in _TEXT_FIELDS:
-            fields[key] = None if _number_is_nan(value) else _optional_text(key, value, 10_000)
+            fields[key] = None if _missing(value) else _optional_text(key, value, 10_000)
         elif key == "anomaly_flag":
-            fields[key] = None if _number_is_nan(value) else bool(value)
+            fields[key] = None if _missing(value) else bool(value)
         elif key == "class_probabilities":
             fields[key] = _probabilities(value)
         elif key == "boxes":
@@ -588,10 +598,6 @@ def _clean_predictions(predictions: Mapping[str, Any]) -> dict[str, Any]:
         if fields.get(key) is None:
             fields.pop(key, None)
     return fields
-
-
-def _number_is_nan(value: Any) -> bool:
-    return value is None or (isinstance(value, float) and math.isnan(value))
 
 
 def _probabilities(value: Any) -> dict[str, float] | None:

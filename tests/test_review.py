@@ -276,3 +276,42 @@ def test_coco_export_of_predicted_boxes(log, batch):
 def test_coco_export_refuses_an_unknown_box_source(log, batch):
     with pytest.raises(ReviewError, match="^boxes:"):
         log.export_coco(batch, boxes="everything")
+
+
+def test_db_url_environment_variable_chooses_the_database(monkeypatch, tmp_path):
+    monkeypatch.setenv("DEFECTLENS_DB_URL", f"sqlite:///{tmp_path / 'team' / 'shared.db'}")
+    with ReviewLog() as log:
+        log.create_batch("shared")
+    assert (tmp_path / "team" / "shared.db").exists()
+    assert not (data_dir() / "review.db").exists()
+
+
+def test_schema_and_queries_compile_for_postgresql(log, batch):
+    from sqlalchemy.dialects import postgresql
+    from sqlalchemy.schema import CreateTable
+
+    from store.review_models import Base
+
+    dialect = postgresql.dialect()
+    for table in Base.metadata.sorted_tables:
+        ddl = str(CreateTable(table).compile(dialect=dialect))
+        assert "TIMESTAMP WITHOUT TIME ZONE" in ddl
+        assert "SQLITE" not in ddl.upper()
+
+
+def test_missing_values_from_a_dataframe_row_are_stored_as_missing(log, batch):
+    row = pd.DataFrame(
+        {"predicted_class": [pd.NA], "anomaly_score": [float("nan")], "anomaly_flag": [None]}
+    ).astype({"predicted_class": "string"})
+    log.add_item(batch, "a.png", b"a", row.iloc[0].to_dict())
+    item = log.items(batch).iloc[0]
+    assert pd.isna(item.predicted_class) and pd.isna(item.anomaly_score)
+
+
+def test_threads_sharing_one_log_lose_no_decision(log, batch):
+    from concurrent.futures import ThreadPoolExecutor
+
+    item = log.add_item(batch, "a.png", b"a")
+    with ThreadPoolExecutor(4) as pool:
+        list(pool.map(lambda n: log.record_decision(item, "ok", f"t{n % 4}"), range(40)))
+    assert len(log.history(item)) == 40
