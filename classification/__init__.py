@@ -1,0 +1,1 @@
+"""Defect classifiers: model zoo, augmentation recipes, training and batch prediction."""

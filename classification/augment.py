@@ -1,0 +1,187 @@
+"""Augmentation recipes, named after the original project's, built on albumentations.
+
+A recipe has two parts: random training-time transforms applied to the prepared uint8 image
+(after imaging.Preprocess has cropped and resized it), and preprocessing overrides (the centre
+crop of `crop` / `noise_crop`) that are recorded in the run and replayed at inference.
+
+    python -m classification.augment --list
+    python -m classification.augment --preview docs/images/augmentations.png --data data/casting
+"""
+
+from __future__ import annotations
+
+import argparse
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import albumentations as A
+import cv2
+import numpy as np
+
+Augmenter = Callable[..., np.ndarray]
+
+# Fraction of the shorter side the crop recipes keep: trims the background corners and the
+# outer rim, where the original project saw heatmap artefacts.
+RIM_CROP = 0.85
+
+
+def _noise() -> A.BasicTransform:
+    return A.OneOf([A.Blur(blur_limit=(3, 5)), A.AdvancedBlur(), A.ISONoise()], p=0.3)
+
+
+def _flips() -> list[A.BasicTransform]:
+    return [A.HorizontalFlip(p=0.5), A.VerticalFlip(p=0.5)]
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """A named augmentation recipe: random transforms plus recorded preprocessing overrides."""
+
+    name: str
+    description: str
+    transforms: Callable[[], list[A.BasicTransform]] = list
+    preprocess_overrides: dict[str, Any] = field(default_factory=dict)
+
+    def augmenter(self, seed: int | None = None) -> Augmenter | None:
+        """`augment(u8, rng=None) -> u8` on prepared (H, W) images; None without transforms.
+
+        With `rng` (a numpy Generator, as imaging.make_tf_dataset passes per element) the draw
+        depends only on that generator, so parallel pipelines stay reproducible. Without it the
+        draws follow one stream seeded by `seed`: the same calls give the same images.
+        """
+        if not self.transforms():
+            return None
+        stream = A.Compose(self.transforms(), seed=seed)
+        local = threading.local()
+
+        def augment(image: np.ndarray, rng: np.random.Generator | None = None) -> np.ndarray:
+            compose = stream
+            if rng is not None:
+                # One Compose per thread, reseeded per element: cheap and thread-safe.
+                if not hasattr(local, "compose"):
+                    local.compose = A.Compose(self.transforms())
+                compose = local.compose
+                compose.set_random_seed(int(rng.integers(2**31)))
+            # ISONoise only accepts 3 channels; the rest work the same on replicated grayscale.
+            rgb = cv2.cvtColor(_as_gray_u8(image), cv2.COLOR_GRAY2RGB)
+            return cv2.cvtColor(compose(image=rgb)["image"], cv2.COLOR_RGB2GRAY)
+
+        return augment
+
+    def transform(self, image: np.ndarray, rng: int | np.random.Generator | None = None):
+        """Apply one random draw to a prepared uint8 image (for previews and tests)."""
+        augment = self.augmenter()
+        if augment is None:
+            return _as_gray_u8(image).copy()
+        return augment(
+            image, rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
+        )
+
+
+def _as_gray_u8(image: np.ndarray) -> np.ndarray:
+    if image.dtype != np.uint8 or image.ndim != 2:
+        raise ValueError(
+            f"augmentation expects a prepared grayscale uint8 image (H, W), got "
+            f"{image.dtype} {image.shape}; run imaging.Preprocess.prepare first"
+        )
+    return image
+
+
+RECIPES: dict[str, Recipe] = {
+    r.name: r
+    for r in (
+        Recipe("basic", "resize + normalise only, no random transforms"),
+        Recipe("flip", "random horizontal and vertical flips (p=0.5 each)", _flips),
+        Recipe("noise", "one of Blur, AdvancedBlur, ISONoise (p=0.3)", lambda: [_noise()]),
+        Recipe("clahe", "CLAHE contrast equalisation (p=0.3)", lambda: [A.CLAHE(p=0.3)]),
+        Recipe("heavy", "noise (p=0.3) + random flips", lambda: [_noise(), *_flips()]),
+        Recipe(
+            "crop",
+            f"centre crop keeping {RIM_CROP:.0%} of the shorter side (cuts the rim), "
+            "replayed at inference",
+            list,
+            {"crop": RIM_CROP},
+        ),
+        Recipe(
+            "noise_crop",
+            f"noise (p=0.3) + the {RIM_CROP:.0%} centre crop of `crop`",
+            lambda: [_noise()],
+            {"crop": RIM_CROP},
+        ),
+    )
+}
+
+
+def get_recipe(name: str) -> Recipe:
+    """Look a recipe up by name, with the list of choices in the error."""
+    try:
+        return RECIPES[name]
+    except KeyError:
+        raise ValueError(
+            f"unknown augmentation {name!r}; choose one of {', '.join(RECIPES)} "
+            "(or `--aug list` for descriptions)"
+        ) from None
+
+
+def describe_recipes() -> str:
+    """One line per recipe, for `--aug list`."""
+    width = max(map(len, RECIPES))
+    return "\n".join(f"{r.name:<{width}}  {r.description}" for r in RECIPES.values())
+
+
+def preview_grid(image: np.ndarray, size: int = 160, draws: int = 4, seed: int = 0) -> np.ndarray:
+    """A uint8 grid: one row per recipe (label, then `draws` random draws) on one raw image."""
+    from imaging import Preprocess
+
+    label_w, pad = 120, 4
+    rows = []
+    for i, recipe in enumerate(RECIPES.values()):
+        prepared = Preprocess(size=size, **recipe.preprocess_overrides).prepare(image)
+        augment = recipe.augmenter(seed + i)
+        tiles = [prepared if augment is None else augment(prepared) for _ in range(draws)]
+        label = np.full((size, label_w), 255, np.uint8)
+        cv2.putText(label, recipe.name, (6, size // 2 + 5), cv2.FONT_HERSHEY_SIMPLEX, 0.55, 0, 1)
+        cells = [label]
+        for tile in tiles:
+            cells += [np.full((size, pad), 255, np.uint8), tile]
+        rows += [np.hstack(cells), np.full((pad, label_w + draws * (size + pad)), 255, np.uint8)]
+    return np.vstack(rows[:-1])
+
+
+def _first_defective_image(data: str) -> np.ndarray:
+    from imaging import discover, read_image
+
+    items = discover(data).items
+    defective = items[items.is_defect & (items.split == "train")]
+    path = (defective if len(defective) else items).sort_values("path").path.iloc[0]
+    return read_image(path)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--list", action="store_true", help="print the recipes and exit")
+    parser.add_argument("--preview", metavar="OUT.png", help="write a grid of each recipe")
+    parser.add_argument("--data", help="data set to take the preview part from (any layout)")
+    parser.add_argument("--image", help="a single image to preview instead of --data")
+    parser.add_argument("--size", type=int, default=160, help="tile size in px")
+    parser.add_argument("--draws", type=int, default=4, help="random draws per recipe")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+    if args.list or not args.preview:
+        print(describe_recipes())
+        return
+    if not (args.data or args.image):
+        parser.error("--preview needs --data DIR or --image FILE")
+    from imaging import read_image
+
+    image = read_image(args.image) if args.image else _first_defective_image(args.data)
+    grid = preview_grid(image, size=args.size, draws=args.draws, seed=args.seed)
+    if not cv2.imwrite(args.preview, grid):
+        raise SystemExit(f"could not write {args.preview}: check the folder exists")
+    print(f"wrote {args.preview} ({grid.shape[1]}x{grid.shape[0]} px, {len(RECIPES)} recipes)")
+
+
+if __name__ == "__main__":
+    main()
