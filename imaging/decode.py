@@ -35,6 +35,10 @@ class ImageError(ValueError):
         super().__init__(f"{source}: {reason}")
         self.source = source
         self.reason = reason
+        self.index: int | None = None  # position in a batch, set by load_images
+
+    def __reduce__(self):
+        return type(self), (self.source, self.reason)
 
 
 def read_image(

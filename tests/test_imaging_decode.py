@@ -1,6 +1,7 @@
 """read_image: every accepted kind of image decodes, every bad input is refused by name."""
 
 import io
+import pickle
 import struct
 import zlib
 
@@ -223,3 +224,10 @@ def test_uploads_are_named_in_messages():
     upload = io.BytesIO(b"GIF? no, plain text")
     upload.name = "batch/scan_08.jpg"
     assert str(refusal(upload)).startswith("batch/scan_08.jpg: not an image")
+
+
+def test_image_error_survives_pickling_for_worker_processes():
+    error = pickle.loads(pickle.dumps(ImageError("a.png", "file is empty (0 bytes)")))
+    assert (error.source, error.reason, str(error)) == (
+        "a.png", "file is empty (0 bytes)", "a.png: file is empty (0 bytes)",
+    )  # fmt: skip
