@@ -1,0 +1,110 @@
+"""Heatmap controls shared by the explanation pages (method, layer, target, look)."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from ui.overlay import COLORMAPS
+from ui.resources import RunRef, candidate_layers
+
+METHODS = {
+    "Grad-CAM": "gradcam",
+    "Grad-CAM++": "gradcam++",
+    "Score-CAM": "scorecam",
+    "LayerCAM": "layercam",
+    "SmoothGrad": "smoothgrad",
+}
+LAYERLESS = {"smoothgrad", "saliency"}
+PREDICTED = "predicted class"
+
+
+def method_select(where=st, key: str = "cam_method") -> str:
+    """The CAM method's explain name (e.g. "gradcam")."""
+    label = where.selectbox(
+        "Method",
+        list(METHODS),
+        key=key,
+        help="Grad-CAM weighs feature maps by pooled gradients; Grad-CAM++ handles several "
+        "defects better; Score-CAM uses no gradients (slower); LayerCAM keeps fine detail "
+        "in early layers; SmoothGrad averages input gradients over noisy copies.",
+        persist_state="session",
+    )
+    return METHODS[label]
+
+
+def layer_select(ref: RunRef, method: str, where=st, key: str = "cam_layer") -> str | None:
+    """A convolutional layer to explain (the run's recorded CAM layer by default)."""
+    if method in LAYERLESS:
+        where.caption("SmoothGrad works on the input pixels: no layer to choose.")
+        return None
+    layers = candidate_layers(ref)
+    if not layers:
+        return None
+    default = ref.info.get("cam_layer")
+    index = layers.index(default) if default in layers else len(layers) - 1
+    state_key = f"{key}_{ref.name}"
+    if state_key in st.session_state and st.session_state[state_key] not in layers:
+        del st.session_state[state_key]
+    return where.selectbox(
+        "Layer",
+        layers,
+        index=index,
+        key=state_key,
+        help="Which convolutional layer's activations to explain; the last one (default) "
+        "is coarse but class-specific, earlier ones are sharper but noisier.",
+    )
+
+
+def target_select(ref: RunRef, where=st, key: str = "cam_target") -> str:
+    """Class to explain: the predicted one, or any class by name."""
+    options = [PREDICTED, *ref.class_names]
+    state_key = f"{key}_{ref.name}"
+    if state_key in st.session_state and st.session_state[state_key] not in options:
+        del st.session_state[state_key]
+    return where.selectbox(
+        "Target class",
+        options,
+        key=state_key,
+        help="Explain the class the model predicted, or ask where it sees any other class.",
+    )
+
+
+def look_controls(where=st) -> tuple[str, float]:
+    """Colormap and opacity for overlays."""
+    colormap = where.selectbox(
+        "Colormap",
+        list(COLORMAPS),
+        key="cam_colormap",
+        help="Colours for the heatmap (low to high).",
+        persist_state="session",
+    )
+    opacity = where.slider(
+        "Opacity",
+        0.0,
+        1.0,
+        0.45,
+        0.05,
+        key="cam_opacity",
+        help="How much of each pixel the heatmap covers.",
+        persist_state="session",
+    )
+    return colormap, opacity
+
+
+def class_index(ref: RunRef, target: str, probs) -> int:
+    """Index of the class to explain for one image."""
+    if target == PREDICTED:
+        return int(probs.argmax())
+    return ref.class_names.index(target)
+
+
+def defect_index(ref: RunRef, label: str | None = None) -> int:
+    """The class whose heatmap means "defect here": the image's own defect class if the run
+    knows it, else the run's defect class, else the first class that is not normal."""
+    names = ref.class_names
+    if label and label in names and label != ref.normal_class:
+        return names.index(label)
+    defect = ref.info.get("defect_class")
+    if defect in names:
+        return names.index(defect)
+    return next((i for i, n in enumerate(names) if n != ref.normal_class), 0)

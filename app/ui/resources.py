@@ -1,0 +1,318 @@
+"""Cached access to runs, models, data sets and images.
+
+Models live behind st.cache_resource (one instance per process, keyed by run folder and the
+model file's modification time, so a retrained run is picked up). Everything derived from
+an image (predictions, heatmaps) is st.cache_data keyed by run, image hash, method and layer;
+the arrays themselves are passed as underscore arguments so Streamlit does not hash them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import streamlit as st
+
+import store
+
+
+@dataclass(frozen=True)
+class RunRef:
+    """A run as the UI sees it: name, folder, run.json, and a key that changes on retrain."""
+
+    name: str
+    path: str
+    info: dict[str, Any]
+    stamp: float
+
+    @property
+    def kind(self) -> str:
+        return self.info["kind"]
+
+    @property
+    def key(self) -> str:
+        return f"{self.path}@{self.stamp}"
+
+    @property
+    def class_names(self) -> list[str]:
+        return list(self.info.get("class_names") or [])
+
+    @property
+    def normal_class(self) -> str | None:
+        return self.info.get("normal_class")
+
+    def run(self) -> store.Run:
+        return store.Run(path=Path(self.path), info=self.info)
+
+
+def _stamp(path: Path) -> float:
+    model = path / store.runs.MODEL_FILE
+    return model.stat().st_mtime if model.exists() else 0.0
+
+
+@st.cache_data(ttl=10, show_spinner=False)
+def list_runs(kind: str | None = None, root: str | None = None) -> list[RunRef]:
+    """Runs under the weights folder (re-read every few seconds, so new runs appear)."""
+    del root  # part of the cache key only: DEFECTLENS_WEIGHTS may change between sessions
+    return [
+        RunRef(name=r.name, path=str(r.path), info=r.info, stamp=_stamp(r.path))
+        for r in store.list_runs(kind=kind)
+    ]
+
+
+def runs(kind: str | None = None) -> list[RunRef]:
+    return list_runs(kind, str(store.weights_dir()))
+
+
+@st.cache_resource(show_spinner="Loading model…", max_entries=24)
+def _load_model(run_path: str, stamp: float) -> Any:
+    del stamp
+    return store.load_run(run_path).load_model()
+
+
+def model(ref: RunRef) -> Any:
+    """The run's Keras model, loaded once per process (safe mode)."""
+    return _load_model(ref.path, ref.stamp)
+
+
+def preprocess(ref: RunRef) -> Any:
+    from imaging import Preprocess
+
+    return Preprocess.from_dict(ref.info.get("preprocess") or {"size": ref.info["img_size"]})
+
+
+def image_key(image: np.ndarray) -> str:
+    """Content hash of a decoded image: the cache key for everything computed from it."""
+    digest = hashlib.blake2b(image.tobytes(), digest_size=16)
+    digest.update(str(image.shape).encode())
+    return digest.hexdigest()
+
+
+# ---------------------------------------------------------------- data sets and images
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """A data set folder found on disk, as imaging.discover read it."""
+
+    name: str
+    root: str
+    layout: str
+    items: pd.DataFrame
+    boxes: pd.DataFrame
+    class_names: list[str]
+    normal_class: str
+
+
+def dataset_roots() -> list[Path]:
+    """Candidate data sets: the committed samples/ and whatever lives in the data folder."""
+    roots = []
+    for parent in (store.repo_root() / "samples", store.data_dir()):
+        if parent.is_dir():
+            roots += sorted(p for p in parent.iterdir() if p.is_dir() and p.name[0] not in "._")
+    return roots
+
+
+@st.cache_data(show_spinner="Reading data set…", max_entries=16)
+def _discover(root: str, stamp: float) -> Dataset | str:
+    del stamp
+    from imaging import DatasetError, discover
+
+    try:
+        spec = discover(root)
+    except (DatasetError, ValueError, OSError) as exc:
+        return str(exc)
+    return Dataset(
+        name=Path(root).name,
+        root=str(spec.root),
+        layout=spec.layout,
+        items=spec.items.reset_index(drop=True),
+        boxes=spec.boxes.reset_index(drop=True),
+        class_names=list(spec.class_names),
+        normal_class=spec.normal_class,
+    )
+
+
+def datasets() -> tuple[list[Dataset], dict[str, str]]:
+    """Readable data sets and, for the others, why they could not be read."""
+    found, problems = [], {}
+    for root in dataset_roots():
+        result = _discover(str(root), root.stat().st_mtime)
+        if isinstance(result, Dataset):
+            found.append(result)
+        else:
+            problems[str(root)] = result
+    return found, problems
+
+
+@st.cache_data(max_entries=2048, show_spinner=False)
+def read_path(path: str) -> np.ndarray:
+    """Decode an image file through imaging (the one place that decodes images)."""
+    from imaging import read_image
+
+    return read_image(path)
+
+
+@st.cache_data(max_entries=256, show_spinner=False)
+def read_upload(data: bytes, name: str) -> np.ndarray:
+    """Decode uploaded bytes; raises imaging.ImageError naming the file."""
+    from imaging import read_image
+
+    return read_image(data, name=name)
+
+
+# ---------------------------------------------------------------- model outputs
+
+
+@st.cache_data(max_entries=1024, show_spinner=False)
+def _probabilities(run_key: str, image_keys: tuple[str, ...], _ref: RunRef, _images: list) -> Any:
+    batch = preprocess(_ref).apply_batch(_images)
+    return np.asarray(model(_ref).predict(batch, verbose=0, batch_size=32), dtype=np.float32)
+
+
+def probabilities(ref: RunRef, images: list[np.ndarray]) -> np.ndarray:
+    """Class probabilities (N, classes) for decoded images."""
+    keys = tuple(image_key(im) for im in images)
+    return _probabilities(ref.key, keys, ref, images)
+
+
+@st.cache_data(max_entries=1024, show_spinner=False)
+def _cams(
+    run_key: str,
+    image_keys: tuple[str, ...],
+    method: str,
+    layer: str | None,
+    class_index: int | None,
+    _ref: RunRef,
+    _images: list,
+) -> list[np.ndarray]:
+    from explain import compute_cams
+
+    prep = preprocess(_ref)
+    batch = prep.apply_batch(_images)
+    cams = compute_cams(model(_ref), batch, method=method, layer=layer, class_index=class_index)
+    return [
+        np.asarray(prep.cam_to_original(c, im.shape[:2]), dtype=np.float32)
+        for c, im in zip(cams, _images, strict=True)
+    ]
+
+
+def cams(
+    ref: RunRef,
+    images: list[np.ndarray],
+    method: str,
+    layer: str | None = None,
+    class_index: int | None = None,
+) -> list[np.ndarray]:
+    """Heatmaps mapped back onto each original image (H, W) in [0, 1]."""
+    keys = tuple(image_key(im) for im in images)
+    return _cams(ref.key, keys, method, layer, class_index, ref, images)
+
+
+@st.cache_data(max_entries=64, show_spinner=False)
+def _candidate_layers(run_key: str, _ref: RunRef) -> list[str]:
+    from explain import candidate_layers
+
+    return list(candidate_layers(model(_ref)))
+
+
+def candidate_layers(ref: RunRef) -> list[str]:
+    return _candidate_layers(ref.key, ref)
+
+
+# ---------------------------------------------------------------- anomaly
+
+
+@st.cache_resource(show_spinner="Loading autoencoder…", max_entries=8)
+def _detector(run_path: str, stamp: float) -> Any:
+    del stamp
+    from anomaly.scoring import AnomalyDetector
+
+    return AnomalyDetector.from_run(store.load_run(run_path))
+
+
+def detector(ref: RunRef) -> Any:
+    """The run's autoencoder with its recorded scoring (loaded once per process)."""
+    return _detector(ref.path, ref.stamp)
+
+
+@st.cache_data(max_entries=512, show_spinner=False)
+def _anomaly(run_key: str, image_keys: tuple[str, ...], _ref: RunRef, _images: list) -> tuple:
+    from anomaly.scoring import score_images
+
+    scores, maps, recon = score_images(detector(_ref), _images)
+    return np.asarray(scores, dtype=np.float64), maps, recon
+
+
+def anomaly(ref: RunRef, images: list[np.ndarray]) -> tuple[np.ndarray, list, np.ndarray]:
+    """Scores (N,), anomaly maps at original size, reconstructions at model size."""
+    keys = tuple(image_key(im) for im in images)
+    return _anomaly(ref.key, keys, ref, images)
+
+
+@st.cache_data(max_entries=16, show_spinner=False)
+def _anomaly_scores(run_key: str, paths: tuple[str, ...], _ref: RunRef) -> np.ndarray:
+    from anomaly.scoring import score_images
+
+    found = detector(_ref)
+    scores = []
+    for start in range(0, len(paths), 64):
+        chunk = [read_path(p) for p in paths[start : start + 64]]
+        scores.append(np.asarray(score_images(found, chunk)[0], dtype=np.float64))
+    return np.concatenate(scores) if scores else np.zeros(0)
+
+
+def anomaly_scores(ref: RunRef, paths: list[str]) -> np.ndarray:
+    """Scores of many image files (maps are not kept), for histograms and threshold sweeps."""
+    return _anomaly_scores(ref.key, tuple(paths), ref)
+
+
+# ---------------------------------------------------------------- melting tank
+
+# Series are large (835,200 rows): cache_resource hands out the same frame without copying;
+# pages treat them as read-only.
+
+
+@st.cache_resource(show_spinner=False, max_entries=3)
+def demo_series(rows: int, seed: int = 0) -> pd.DataFrame:
+    """The deterministic synthetic KAMP-schema series."""
+    from synthetic.melting import generate_series
+
+    return generate_series(rows, seed=seed)
+
+
+@st.cache_resource(show_spinner="Reading the CSV…", max_entries=3)
+def uploaded_series(file_id: str, name: str, _data: bytes) -> pd.DataFrame:
+    """An uploaded CSV validated by the melting-tank loader (raises KampFormatError)."""
+    import io
+
+    from meltingtank.loader import load_kamp_csv
+
+    buffer = io.BytesIO(_data)
+    buffer.name = name
+    return load_kamp_csv(buffer)
+
+
+@st.cache_resource(show_spinner=False, max_entries=6)
+def _ng_probability(run_key: str, source_key: str, _ref: RunRef, _frame: pd.DataFrame):
+    from meltingtank.predict import predict_series
+
+    predicted = predict_series(_ref.run(), _frame)
+    if len(predicted) == len(_frame):
+        values = predicted["ng_probability"].to_numpy(dtype=np.float64)
+    else:
+        merged = _frame[["STD_DT"]].merge(
+            predicted[["STD_DT", "ng_probability"]], on="STD_DT", how="left"
+        )
+        values = merged["ng_probability"].to_numpy(dtype=np.float64)
+    values.setflags(write=False)
+    return values
+
+
+def ng_probability(ref: RunRef, source_key: str, frame: pd.DataFrame) -> np.ndarray:
+    """The LSTM's NG probability per row of the series (NaN where no window ends yet)."""
+    return _ng_probability(ref.key, source_key, ref, frame)

@@ -1,0 +1,89 @@
+"""The shared sidebar: run pickers that remember the choice across pages, and a footer."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+import store
+from ui.resources import RunRef, runs
+
+KIND_LABELS = {"classifier": "Classifier run", "autoencoder": "Autoencoder run", "lstm": "LSTM run"}
+KIND_HELP = {
+    "classifier": "A trained defect classifier (weights/<run>/, kind=classifier).",
+    "autoencoder": "An autoencoder trained on good parts only (kind=autoencoder).",
+    "lstm": "A melting-tank LSTM (kind=lstm).",
+}
+
+
+def describe(ref: RunRef) -> str:
+    """One line saying what a run is: model, recipe and its headline metric."""
+    info = ref.info
+    model = info.get("model")
+    parts = [model if isinstance(model, str) else None, info.get("aug") and f"aug={info['aug']}"]
+    summary = info.get("summary") or {}
+    for metric in ("accuracy", "macro_f1", "image_auroc", "ng_f1", "f1", "roc_auc"):
+        value = summary.get(metric)
+        if isinstance(value, int | float):
+            parts.append(f"{metric} {value:.3f}")
+            break
+    return " · ".join(p for p in parts if p) or ref.kind
+
+
+def _forget_missing(key: str, options: list[str]) -> None:
+    value = st.session_state.get(key)
+    if value is None:
+        return
+    values = value if isinstance(value, list) else [value]
+    if any(v not in options for v in values):
+        del st.session_state[key]
+
+
+def no_runs_message(kind: str) -> None:
+    st.info(
+        f"No {kind} runs found in `{store.weights_dir()}`. "
+        "Run `make demo` to build the demo runs, or train one "
+        "(see the README), then reload this page.",
+        icon=":material/info:",
+    )
+
+
+def pick_run(kind: str) -> RunRef | None:
+    """A sidebar selectbox of runs of one kind; the choice follows the user across pages."""
+    found = runs(kind)
+    if not found:
+        no_runs_message(kind)
+        return None
+    names = [r.name for r in found]
+    key = f"run_{kind}"
+    _forget_missing(key, names)
+    name = st.sidebar.selectbox(
+        KIND_LABELS[kind],
+        names,
+        key=key,
+        help=KIND_HELP[kind],
+        persist_state="session",
+    )
+    ref = found[names.index(name)]
+    st.sidebar.caption(describe(ref))
+    return ref
+
+
+def pick_runs(kind: str, *, default_all: bool = True, max_default: int = 6) -> list[RunRef]:
+    """A sidebar multiselect of runs of one kind (for comparisons)."""
+    found = runs(kind)
+    if not found:
+        no_runs_message(kind)
+        return []
+    names = [r.name for r in found]
+    key = f"runs_{kind}"
+    _forget_missing(key, names)
+    chosen = st.sidebar.multiselect(
+        KIND_LABELS[kind].replace("run", "runs"),
+        names,
+        default=sorted(names)[:max_default] if default_all else names[:1],
+        key=key,
+        help=KIND_HELP[kind] + " Pick several to compare them.",
+        persist_state="session",
+    )
+    by_name = {r.name: r for r in found}
+    return [by_name[n] for n in chosen]

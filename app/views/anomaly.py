@@ -1,0 +1,114 @@
+"""Anomaly: an autoencoder trained on good parts only; what it cannot rebuild is suspicious."""
+
+import numpy as np
+import plotly.express as px
+import streamlit as st
+from ui import figures, overlay
+from ui.gallery import choose_dataset, choose_image
+from ui.resources import anomaly, anomaly_scores
+from ui.sidebar import pick_run
+
+from classification.metrics import binary_report
+
+st.title("Anomaly")
+st.caption(
+    "The autoencoder learned to rebuild good parts only. Where a part differs from anything "
+    "good it has seen, the reconstruction error rises; the image score is the mean of the "
+    "highest errors, and a score above the threshold flags the part."
+)
+
+ref = pick_run("autoencoder")
+if ref is None:
+    st.stop()
+recorded = ref.info.get("threshold")
+
+st.subheader("Scores over a data set", anchor=False)
+ds = choose_dataset(st.sidebar)
+scores = labels = None
+if ds is not None:
+    split = st.sidebar.selectbox(
+        "Split",
+        ["test", "all"],
+        key="anomaly_split",
+        help="Score the test split (held out from training) or every image in the data set.",
+    )
+    items = ds.items if split == "all" else ds.items[ds.items["split"] == "test"]
+    if items.empty:
+        items = ds.items
+    with st.spinner(f"Scoring {len(items)} images…"):
+        scores = anomaly_scores(ref, items["path"].tolist())
+    labels = items["is_defect"].to_numpy(bool)
+
+if scores is not None and len(scores):
+    low, high = float(scores.min()), float(scores.max())
+    default = float(recorded) if recorded is not None else float(np.median(scores))
+    span = max(high, default) - min(low, default)
+    threshold = st.slider(
+        "Threshold",
+        min_value=min(low, default) - 0.05 * span,
+        max_value=max(high, default) + 0.05 * span,
+        value=default,
+        step=span / 200 if span > 0 else 0.01,
+        format="%.4g",
+        key=f"anomaly_threshold_{ref.name}",
+        help="Scores above the threshold are flagged. The run's own threshold is the default "
+        f"({ref.info.get('threshold_method', 'recorded')}).",
+    )
+    # the run's rule is score > threshold; binary_report counts score >= threshold
+    report = binary_report(
+        labels, scores, np.nextafter(threshold, np.inf), positive="defect", negative="good"
+    )
+    cols = st.columns(5)
+    cols[0].metric("Precision", f"{report['precision']:.1%}", border=True)
+    cols[1].metric("Recall", f"{report['recall']:.1%}", border=True)
+    cols[2].metric("F1", f"{report['f1']:.3f}", border=True)
+    cols[3].metric("Flagged", f"{int((scores > threshold).sum())} / {len(scores)}", border=True)
+    auroc = report["roc_auc"]
+    cols[4].metric("Image AUROC", "n/a" if auroc is None else f"{auroc:.3f}", border=True)
+    hist, matrix = st.columns([2, 1])
+    hist.plotly_chart(figures.score_histogram(scores, labels, threshold), key="anomaly_histogram")
+    matrix.plotly_chart(
+        figures.confusion_matrix(
+            report["confusion_matrix"]["matrix"], report["confusion_matrix"]["labels"]
+        ),
+        key="anomaly_confusion",
+    )
+else:
+    threshold = float(recorded) if recorded is not None else 0.0
+
+st.subheader("One image", anchor=False)
+with st.expander("Image", expanded=True, icon=":material/image:"):
+    picked = choose_image(upload_key="anomaly_upload")
+if picked is None:
+    st.stop()
+
+score, maps, recon = anomaly(ref, [picked.image])
+score, error = float(score[0]), maps[0]
+flagged = score > threshold
+cols = st.columns(3)
+with cols[0]:
+    st.markdown("**Image**")
+    shown = picked.image if picked.mask is None else overlay.outline_mask(picked.image, picked.mask)
+    st.image(shown, width="stretch")
+    st.caption(f"{picked.name} · truth: {picked.label or 'unknown'}")
+with cols[1]:
+    st.markdown("**Reconstruction** (model input size)")
+    st.image(np.clip(recon[0] * 255, 0, 255).astype(np.uint8), width="stretch")
+with cols[2]:
+    st.markdown("**Error map**")
+    scale = max(2 * threshold, float(error.max()), 1e-6)
+    fig = px.imshow(error, color_continuous_scale="inferno", zmin=0, zmax=scale)
+    fig.update_layout(margin=figures.MARGIN, height=320, coloraxis_colorbar={"title": "error"})
+    fig.update_xaxes(visible=False)
+    fig.update_yaxes(visible=False)
+    st.plotly_chart(fig, key="anomaly_error_map", config={"displayModeBar": False})
+
+st.metric(
+    "Score",
+    f"{score:.4g}",
+    delta=f"{'above' if flagged else 'below'} threshold {threshold:.4g}",
+    delta_color="inverse" if flagged else "normal",
+    delta_arrow="up" if flagged else "down",
+    border=True,
+    help="Mean of the highest error pixels; above the threshold means anomalous.",
+)

@@ -1,0 +1,123 @@
+"""Augmentation Comparison: the same images explained by runs trained under different recipes."""
+
+import cv2
+import numpy as np
+import pandas as pd
+import streamlit as st
+from ui import figures, overlay
+from ui.controls import defect_index, method_select
+from ui.gallery import choose_dataset, filter_items, picked_from_row
+from ui.resources import RunRef, cams
+from ui.sidebar import pick_runs
+
+st.title("Augmentation Comparison")
+st.caption(
+    "One column per run (one augmentation recipe each), one row per image: the defect-class "
+    "heatmap of each run. Images where the runs disagree most come first."
+)
+
+refs = pick_runs("classifier")
+if not refs:
+    st.info("Pick at least one classifier run in the sidebar.", icon=":material/arrow_back:")
+    st.stop()
+with st.sidebar:
+    method = method_select(key="compare_method")
+    count = st.slider(
+        "Images",
+        2,
+        32,
+        8,
+        key="compare_count",
+        help="How many images of the filtered gallery to compare (test split first).",
+    )
+    opacity = st.slider(
+        "Opacity", 0.0, 1.0, 0.5, 0.05, key="compare_opacity", help="Heatmap share of each pixel."
+    )
+    order = st.selectbox(
+        "Order",
+        ["most disagreement", "least disagreement", "gallery order"],
+        key="compare_order",
+        help="Disagreement: mean over run pairs of 1 - correlation between their heatmaps.",
+    )
+
+ds = choose_dataset(prefix="compare_")
+if ds is None:
+    st.stop()
+items = filter_items(ds, prefix="compare_").head(count)
+if items.empty:
+    st.warning("No image matches these filters.", icon=":material/filter_alt_off:")
+    st.stop()
+picked = [picked_from_row(ds, row) for _, row in items.iterrows()]
+images = [p.image for p in picked]
+
+
+def run_heatmaps(ref: RunRef) -> list[np.ndarray]:
+    """Defect-class heatmaps of every image for one run (grouped by target class)."""
+    targets = [defect_index(ref, p.label) for p in picked]
+    out: list[np.ndarray] = [np.zeros(0)] * len(picked)
+    for target in sorted(set(targets)):
+        chosen = [i for i, t in enumerate(targets) if t == target]
+        for i, heat in zip(
+            chosen, cams(ref, [images[i] for i in chosen], method, None, target), strict=True
+        ):
+            out[i] = heat
+    return out
+
+
+with st.spinner(f"Computing {len(refs) * len(picked)} heatmaps…"):
+    heatmaps = {ref.name: run_heatmaps(ref) for ref in refs}
+
+
+def disagreement(maps: list[np.ndarray]) -> float:
+    """Mean over run pairs of 1 - Pearson correlation of two heatmaps (at 64 x 64)."""
+    if len(maps) < 2:
+        return 0.0
+    flat = np.stack([cv2.resize(m, (64, 64), interpolation=cv2.INTER_AREA).ravel() for m in maps])
+    corr = np.nan_to_num(np.corrcoef(flat), nan=0.0)
+    pairs = np.triu_indices(len(maps), k=1)
+    return float(np.mean(1.0 - corr[pairs]))
+
+
+scores = [disagreement([heatmaps[r.name][i] for r in refs]) for i in range(len(picked))]
+rank = list(range(len(picked)))
+if order != "gallery order":
+    rank.sort(key=lambda i: scores[i], reverse=order == "most disagreement")
+
+st.subheader("Side by side", anchor=False)
+header = st.columns(len(refs) + 1)
+header[0].markdown("**Image** (truth outlined)")
+for col, ref in zip(header[1:], refs, strict=True):
+    col.markdown(
+        f"**{ref.name}**  \n<small>{ref.info.get('aug', '?')}</small>", unsafe_allow_html=True
+    )
+for i in rank:
+    p = picked[i]
+    row = st.columns(len(refs) + 1)
+    shown = p.image if p.mask is None else overlay.outline_mask(p.image, p.mask)
+    row[0].image(shown, width="stretch")
+    row[0].caption(f"{p.name} · {p.defect_type or p.label} · disagreement {scores[i]:.2f}")
+    for col, ref in zip(row[1:], refs, strict=True):
+        col.image(overlay.blend(p.image, heatmaps[ref.name][i], "jet", opacity), width="stretch")
+
+st.subheader("Heatmap quality per run", anchor=False)
+try:
+    from explain import metrics as cam_metrics
+except ImportError:
+    cam_metrics = None
+if cam_metrics is None or not hasattr(cam_metrics, "image_metrics"):
+    st.info("Per-image heatmap metrics appear here once explain.metrics is available.")
+    st.stop()
+records = []
+for ref in refs:
+    for p, heat in zip(picked, heatmaps[ref.name], strict=True):
+        values = cam_metrics.image_metrics(heat, p.image, p.mask)
+        records.append({"run": ref.name, "image": p.name, **values})
+frame = pd.DataFrame(records)
+numeric = [c for c in frame.columns if c not in ("run", "image")]
+cols = st.columns(2)
+for j, metric in enumerate(numeric):
+    cols[j % 2].plotly_chart(figures.metric_boxes(frame, metric), key=f"compare_box_{metric}")
+st.dataframe(
+    frame.groupby("run")[numeric].mean().style.format(precision=3),
+    key="compare_table",
+)

@@ -1,0 +1,249 @@
+"""Heatmap to Boxes: threshold a heatmap into defect boxes, check them, export pseudo-labels."""
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import streamlit as st
+from ui import export, overlay
+from ui.controls import defect_index, layer_select, method_select
+from ui.gallery import Picked, choose_dataset, choose_image, filter_items, picked_from_row
+from ui.resources import cams, image_key, probabilities, read_upload
+from ui.sidebar import pick_run
+
+from explain import cam_to_boxes
+
+st.title("Heatmap to Boxes")
+st.caption(
+    "The defect class's heatmap is thresholded (Otsu, or a fraction of its peak); connected "
+    "hot regions larger than the minimum area become boxes. Green: ground truth. Amber: boxes "
+    "from the heatmap."
+)
+
+ref = pick_run("classifier")
+if ref is None:
+    st.stop()
+with st.sidebar:
+    method = method_select()
+    layer = layer_select(ref, method)
+    mode = st.segmented_control(
+        "Threshold",
+        ["Otsu", "Fixed"],
+        default="Otsu",
+        required=True,
+        key="boxes_mode",
+        help="Otsu picks the cut that best separates hot from cold pixels per image; Fixed "
+        "keeps pixels above a fraction of the heatmap's peak.",
+    )
+    fraction = st.slider(
+        "Fraction of peak",
+        0.05,
+        0.95,
+        0.5,
+        0.05,
+        key="boxes_fraction",
+        disabled=mode == "Otsu",
+        help="Pixels hotter than this share of the heatmap's maximum form the regions.",
+    )
+    min_area = st.slider(
+        "Minimum area (px)",
+        0,
+        2000,
+        40,
+        10,
+        key="boxes_min_area",
+        help="Regions with fewer pixels (at the original image size) are dropped.",
+    )
+    merge = st.slider(
+        "Merge gap (px)",
+        0,
+        50,
+        0,
+        1,
+        key="boxes_merge",
+        help="Merge boxes that overlap or lie within this many pixels (0: one box per region).",
+    )
+threshold = "otsu" if mode == "Otsu" else float(fraction)
+
+
+def iou(a: tuple, b: tuple) -> float:
+    """Intersection over union of two (x_min, y_min, x_max, y_max) boxes."""
+    w = max(0, min(a[2], b[2]) - max(a[0], b[0]))
+    h = max(0, min(a[3], b[3]) - max(a[1], b[1]))
+    inter = w * h
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    return inter / union if union > 0 else 0.0
+
+
+def boxes_for(images: list[np.ndarray], labels: list[str | None]) -> list[list]:
+    """Boxes from the defect-class heatmap of each image (cached heatmaps, cheap boxes)."""
+    targets = [defect_index(ref, label) for label in labels]
+    found: list[list] = [[] for _ in images]
+    for target in sorted(set(targets)):
+        chosen = [i for i, t in enumerate(targets) if t == target]
+        heats = cams(ref, [images[i] for i in chosen], method, layer, target)
+        for i, heat in zip(chosen, heats, strict=True):
+            found[i] = cam_to_boxes(
+                heat, threshold=threshold, min_area=min_area, merge=merge or None
+            )
+    return found
+
+
+def file_label(p: Picked) -> str:
+    """Gallery files by their path inside the data set (as COCO expects), uploads by name."""
+    if p.path and ds is not None and Path(p.path).is_relative_to(ds.root):
+        return str(Path(p.path).relative_to(ds.root))
+    return p.name
+
+
+with st.expander("Image", expanded=True, icon=":material/image:"):
+    picked = choose_image(upload_key="boxes_upload")
+
+if picked is not None:
+    target = defect_index(ref, picked.label)
+    heat = cams(ref, [picked.image], method, layer, target)[0]
+    boxes = cam_to_boxes(heat, threshold=threshold, min_area=min_area, merge=merge or None)
+    probs = probabilities(ref, [picked.image])[0]
+
+    left, right = st.columns(2)
+    with left:
+        st.markdown(f"**Heatmap** ({ref.class_names[target]})")
+        st.image(overlay.blend(picked.image, heat, "jet", 0.45), width="stretch")
+    with right:
+        st.markdown(f"**Boxes** · {len(boxes)} found, {len(picked.boxes)} in the ground truth")
+        shown = picked.image
+        if picked.mask is not None:
+            shown = overlay.outline_mask(shown, picked.mask)
+        shown = overlay.draw_boxes(shown, picked.boxes, overlay.TRUTH_COLOR)
+        shown = overlay.draw_boxes(shown, [b.as_tuple() for b in boxes], overlay.PRED_COLOR)
+        st.image(shown, width="stretch")
+    rows = [
+        {
+            "box": i + 1,
+            "x_min": b.x_min,
+            "y_min": b.y_min,
+            "x_max": b.x_max,
+            "y_max": b.y_max,
+            "area": b.area,
+            "peak": b.score,
+            "best IoU": max((iou(b.as_tuple(), g) for g in picked.boxes), default=None),
+        }
+        for i, b in enumerate(boxes)
+    ]
+    if rows:
+        st.dataframe(
+            pd.DataFrame(rows).style.format(precision=3),
+            hide_index=True,
+            key="boxes_table",
+        )
+        if picked.boxes:
+            hit = max(r["best IoU"] for r in rows)
+            st.caption(
+                f"Best IoU {hit:.2f} ({'hit' if hit >= 0.5 else 'miss'} at 0.5). "
+                f"p({ref.class_names[target]}) = {probs[target]:.1%}."
+            )
+    else:
+        st.info("No region passes the threshold and minimum area.", icon=":material/crop_free:")
+
+st.divider()
+st.subheader("Export boxes for a folder", anchor=False)
+st.caption(
+    "Pseudo-labels for a future detector: the same settings applied to every image of the "
+    "gallery filter or of an uploaded set, as CSV (one row per box) and COCO JSON."
+)
+source = st.segmented_control(
+    "Images",
+    ["Gallery filter", "Uploaded files"],
+    default="Gallery filter",
+    required=True,
+    key="boxes_export_source",
+    help="Export the images matching the gallery filters, or a set you upload here.",
+)
+batch: list[Picked] = []
+problems: list[str] = []
+ds = None
+if source == "Gallery filter":
+    ds = choose_dataset(prefix="export_")
+    if ds is not None:
+        items = filter_items(ds, prefix="export_")
+        limit = st.number_input(
+            "At most",
+            1,
+            max(1, len(items)),
+            min(len(items), 200) or 1,
+            key="boxes_export_limit",
+            help="How many of the matching images to export (test split first).",
+        )
+        rows_to_read = items.head(int(limit))
+else:
+    uploads = st.file_uploader(
+        "Images to export",
+        type=["png", "jpg", "jpeg", "bmp", "tif", "tiff"],
+        accept_multiple_files=True,
+        key="boxes_export_uploads",
+        help="Any number of images; unreadable files are listed and skipped.",
+    )
+    rows_to_read = None
+
+if st.button("Compute boxes", key="boxes_export_run", icon=":material/play_arrow:"):
+    from imaging import ImageError
+
+    if source == "Gallery filter" and ds is not None:
+        batch = [picked_from_row(ds, row) for _, row in rows_to_read.iterrows()]
+    elif source == "Uploaded files":
+        for upload in uploads or []:
+            try:
+                image = read_upload(upload.getvalue(), upload.name)
+            except ImageError as exc:
+                problems.append(f"{exc.source}: {exc.reason}")
+                continue
+            batch.append(Picked(image=image, name=upload.name, key=image_key(image)))
+    records = []
+    progress = st.progress(0.0, text="Computing heatmaps…")
+    step = 16
+    for start in range(0, len(batch), step):
+        chunk = batch[start : start + step]
+        found = boxes_for([p.image for p in chunk], [p.label for p in chunk])
+        for p, boxes_found in zip(chunk, found, strict=True):
+            records.append(
+                {
+                    "file": file_label(p),
+                    "width": int(p.image.shape[1]),
+                    "height": int(p.image.shape[0]),
+                    "label": ref.class_names[defect_index(ref, p.label)],
+                    "boxes": boxes_found,
+                }
+            )
+        progress.progress(min(1.0, (start + step) / max(1, len(batch))), text="Computing heatmaps…")
+    progress.empty()
+    st.session_state["boxes_export"] = {
+        "records": records,
+        "settings": f"{ref.name}, {method}, threshold {threshold}, min area {min_area}",
+    }
+
+for problem in problems:
+    st.error(f"Skipped {problem}", icon=":material/error:")
+result = st.session_state.get("boxes_export")
+if result:
+    table = export.boxes_table(result["records"])
+    st.caption(f"{len(result['records'])} images, {len(table)} boxes ({result['settings']}).")
+    st.dataframe(table, hide_index=True, key="boxes_export_table", height=240)
+    cols = st.columns(2)
+    cols[0].download_button(
+        "Download CSV",
+        table.to_csv(index=False),
+        file_name="boxes.csv",
+        mime="text/csv",
+        key="boxes_download_csv",
+        icon=":material/download:",
+        help="One row per box, original pixel coordinates.",
+    )
+    cols[1].download_button(
+        "Download COCO JSON",
+        export.coco_json(result["records"], description=result["settings"]),
+        file_name="boxes_coco.json",
+        mime="application/json",
+        key="boxes_download_coco",
+        icon=":material/download:",
+        help="COCO detection format: bbox [x, y, width, height].",
+    )

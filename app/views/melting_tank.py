@@ -1,0 +1,166 @@
+"""Melting Tank: the sensor series with NG periods and the LSTM's NG probability."""
+
+from datetime import timedelta
+
+import numpy as np
+import pandas as pd
+import streamlit as st
+from ui import figures
+from ui.resources import demo_series, ng_probability, uploaded_series
+from ui.series import series_figure
+from ui.sidebar import pick_run
+
+from meltingtank import thresholds
+
+ROW_CHOICES = [10_000, 50_000, 100_000, 250_000, 500_000, 835_200]
+SENSORS = ("MELT_TEMP", "MOTORSPEED")
+
+st.title("Melting Tank")
+st.caption(
+    "A melting tank logged every 6 seconds (KAMP schema). Red bands are NG periods from the "
+    "quality label; the bottom panel is the LSTM's NG probability for each step."
+)
+
+ref = pick_run("lstm")
+source = st.sidebar.segmented_control(
+    "Series",
+    ["Demo", "Upload"],
+    default="Demo",
+    required=True,
+    key="melt_source",
+    help="The deterministic synthetic demo series, or your own KAMP-schema CSV.",
+)
+if source == "Demo":
+    rows = st.sidebar.select_slider(
+        "Rows",
+        ROW_CHOICES,
+        value=ROW_CHOICES[-1],
+        format_func=lambda n: f"{n:,}",
+        key="melt_rows",
+        help="Length of the demo series (835,200 rows = the full KAMP log, about 58 days).",
+    )
+    with st.spinner(f"Generating {rows:,} rows…"):
+        frame = demo_series(rows)
+    source_key = f"demo:{rows}"
+else:
+    upload = st.sidebar.file_uploader(
+        "KAMP CSV",
+        type=["csv"],
+        key="melt_upload",
+        help="Columns STD_DT, MELT_TEMP, MOTORSPEED, TAG (OK/NG or 1/0); others are kept.",
+    )
+    if upload is None:
+        st.info("Upload a KAMP-schema CSV in the sidebar.", icon=":material/upload:")
+        st.stop()
+    from meltingtank.loader import KampFormatError
+
+    try:
+        frame = uploaded_series(upload.file_id, upload.name, upload.getvalue())
+    except KampFormatError as exc:
+        st.error(f"Could not use **{upload.name}**:\n\n{exc}", icon=":material/error:")
+        st.stop()
+    source_key = f"upload:{upload.file_id}"
+
+missing = [c for c in SENSORS if c not in frame]
+if missing:
+    st.error(f"The series has no {', '.join(missing)} column.", icon=":material/error:")
+    st.stop()
+
+probability = None
+if ref is not None:
+    with st.spinner("Running the LSTM over the series…"):
+        probability = ng_probability(ref, source_key, frame)
+
+has_time = "STD_DT" in frame
+times = frame["STD_DT"].to_numpy() if has_time else np.arange(len(frame))
+labels = (frame["TAG"].to_numpy() == "NG") if "TAG" in frame else None
+
+first, last = pd.Timestamp(times[0]), pd.Timestamp(times[-1])
+if has_time:
+    window = st.slider(
+        "Time window",
+        min_value=first.to_pydatetime(),
+        max_value=last.to_pydatetime(),
+        value=(first.to_pydatetime(), last.to_pydatetime()),
+        step=timedelta(minutes=1),
+        format="YYYY-MM-DD HH:mm",
+        key=f"melt_window_{source_key}",
+        help="Narrow the window to see raw detail: the chart re-reads only the visible rows.",
+    )
+    lo, hi = (
+        np.searchsorted(times, np.datetime64(window[0])),
+        np.searchsorted(times, np.datetime64(window[1]), side="right"),
+    )
+else:
+    lo, hi = st.slider(
+        "Rows shown",
+        0,
+        len(frame),
+        (0, len(frame)),
+        key=f"melt_window_{source_key}",
+        help="Narrow the range to see raw detail.",
+    )
+hi = max(hi, lo + 2)
+
+threshold = None
+if probability is not None:
+    default = float(ref.info.get("threshold", 0.5))
+    threshold = st.sidebar.slider(
+        "NG threshold",
+        0.0,
+        1.0,
+        default,
+        0.01,
+        key=f"melt_threshold_{ref.name}",
+        help=f"Probability at or above which a step is called NG (the run chose {default:.2f}).",
+    )
+
+view = slice(lo, hi)
+shown = hi - lo
+st.caption(
+    f"Showing {shown:,} of {len(frame):,} rows"
+    + (" (downsampled to about 2,000 points per line)" if shown > 2000 else " (raw)")
+)
+st.plotly_chart(
+    series_figure(
+        times[view],
+        {c: frame[c].to_numpy(dtype=float)[view] for c in SENSORS},
+        None if labels is None else labels[view],
+        None if probability is None else probability[view],
+        threshold,
+    ),
+    key="melt_chart",
+)
+
+if probability is None:
+    st.info("Pick an LSTM run to see NG probabilities and the confusion matrix.")
+    st.stop()
+if labels is None:
+    st.info("This series has no TAG column, so there is nothing to score the LSTM against.")
+    st.stop()
+
+scored = np.isfinite(probability)
+table = thresholds.table(labels[scored], probability[scored], threshold)
+st.subheader("At this threshold", anchor=False)
+st.caption(
+    f"Over all {int(scored.sum()):,} scored steps (the first window of each series has no "
+    "prediction). NG is the positive class; OK-positive figures are given as the KAMP "
+    "reference reported them."
+)
+ng, ok = table["ng_positive"], table["ok_positive"]
+cols = st.columns(4)
+cols[0].metric("NG precision", f"{ng['precision']:.1%}", border=True)
+cols[1].metric("NG recall", f"{ng['recall']:.1%}", border=True)
+cols[2].metric("NG F1", f"{ng['f1']:.3f}", border=True)
+cols[3].metric("Accuracy", f"{table['accuracy']:.2%}", border=True)
+left, right = st.columns([1, 1])
+left.plotly_chart(
+    figures.confusion_matrix(table["confusion_matrix"], list(thresholds.LABELS)),
+    key="melt_confusion",
+)
+right.dataframe(
+    pd.DataFrame(
+        {"NG positive": ng, "OK positive": ok},
+    ).T.style.format("{:.4f}"),
+    key="melt_scores",
+)
