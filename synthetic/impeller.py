@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import cv2
 import numpy as np
@@ -252,7 +252,7 @@ def _camera(rng: np.random.Generator, geo: Geometry) -> Camera:
         ambient=float(rng.uniform(0.18, 0.32)),
         illumination=illumination.astype(np.float32),
         blur_sigma=float(rng.uniform(0.5, 0.9) * s),
-        gain=float(rng.uniform(0.85, 1.2)),
+        gain=1.0,
         gamma=float(rng.uniform(0.85, 1.15)),
         black=float(rng.uniform(4, 16)),
         noise=(rng.standard_normal((size, size), dtype=np.float32) * noise_sigma),
@@ -263,7 +263,12 @@ def build_scene(rng: np.random.Generator, size: int) -> Scene:
     """Draw one defect-free part, its nuisances and the camera from ``rng``."""
     geo = _geometry(rng, size)
     surface = _surface(rng, geo)
-    return Scene(geo, surface, _camera(rng, geo))
+    camera = _camera(rng, geo)
+    # Exposure is set like a camera's auto-exposure: the brightest metal lands below white.
+    metered = expose(surface, geo, replace(camera, gain=1.0, black=0.0))
+    highlight = float(np.percentile(metered[geo.zone != BACKGROUND], 99))
+    gain = (rng.uniform(190, 240) - camera.black) / max(highlight, 1.0)
+    return Scene(geo, surface, replace(camera, gain=gain))
 
 
 def expose(surface: Surface, geo: Geometry, camera: Camera) -> np.ndarray:
