@@ -31,7 +31,11 @@ MIN_SIZE = 64
 SeedLike = int | np.random.SeedSequence | np.random.Generator
 
 
-class UnknownDefectError(ValueError):
+class CastingOptionError(ValueError):
+    """An option of the casting generator is out of range; the message names it and the fix."""
+
+
+class UnknownDefectError(CastingOptionError):
     """Raised for a defect name that is not one of DEFECT_TYPES."""
 
 
@@ -78,7 +82,7 @@ def render_part(
             f"defect {defect!r} is unknown; choose one of {', '.join(DEFECT_TYPES)} or None"
         )
     if size < MIN_SIZE:
-        raise ValueError(f"size {size} is too small; use at least {MIN_SIZE} pixels")
+        raise CastingOptionError(f"size {size} is too small; use at least {MIN_SIZE} pixels")
     part_rng, defect_rng = _streams(rng_or_seed)
     scene = build_scene(part_rng, size)
     geo, camera = scene.geometry, scene.camera

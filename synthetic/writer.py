@@ -24,7 +24,13 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from synthetic.casting import DEFAULT_CONTRAST, DEFECT_TYPES, MIN_SIZE, render_part
+from synthetic.casting import (
+    DEFAULT_CONTRAST,
+    DEFECT_TYPES,
+    MIN_SIZE,
+    CastingOptionError,
+    render_part,
+)
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +53,7 @@ PNG_SETTINGS = [cv2.IMWRITE_PNG_COMPRESSION, 3]
 PARALLEL_MIN_IMAGES = 64
 
 
-class OutputError(ValueError):
+class OutputError(CastingOptionError):
     """The output folder cannot be written as asked."""
 
 
@@ -246,11 +252,11 @@ def generate_casting_dataset(
 ) -> Summary:
     """Render ``n`` parts and write every layout; the same arguments give the same bytes."""
     if n < 2:
-        raise ValueError(f"n={n}: need at least 2 images (one good, one defective)")
+        raise CastingOptionError(f"n={n}: need at least 2 images (one good, one defective)")
     if size < MIN_SIZE:
-        raise ValueError(f"size={size}: use at least {MIN_SIZE} pixels")
+        raise CastingOptionError(f"size={size}: use at least {MIN_SIZE} pixels")
     if classes not in ("binary", "types"):
-        raise ValueError(f"classes={classes!r}: choose 'binary' or 'types'")
+        raise CastingOptionError(f"classes={classes!r}: choose 'binary' or 'types'")
     out = Path(out)
     _prepare_output(out, overwrite)
     started = time.perf_counter()

@@ -10,7 +10,13 @@ import pytest
 
 from synthetic import writer
 from synthetic.__main__ import main as synthetic_main
-from synthetic.casting import AREA_RANGE, DEFECT_TYPES, UnknownDefectError, render_part
+from synthetic.casting import (
+    AREA_RANGE,
+    DEFECT_TYPES,
+    CastingOptionError,
+    UnknownDefectError,
+    render_part,
+)
 from synthetic.writer import generate_casting_dataset, plan_dataset
 
 
@@ -88,6 +94,12 @@ def test_good_parts_are_not_blank_and_vary():
 def test_unknown_defect_is_refused_by_name():
     with pytest.raises(UnknownDefectError, match="crack"):
         render_part(0, defect="crack")
+
+
+def test_library_refuses_too_few_images_before_writing(tmp_path):
+    with pytest.raises(CastingOptionError, match="n=1"):
+        generate_casting_dataset(tmp_path / "one", n=1)
+    assert not (tmp_path / "one").exists()
 
 
 def test_plan_has_the_kaggle_defect_share_and_balanced_types():
