@@ -1,0 +1,267 @@
+"""The dashboard, page by page, in Streamlit's AppTest on tiny runs trained here.
+
+`build_app_fixture` trains real (tiny) runs with the domain train functions into a temporary
+weights folder: two classifiers under different recipes, an autoencoder and an LSTM, plus a
+small synthetic casting data set. It is built once per module (about a minute on 2 cores).
+"""
+
+from __future__ import annotations
+
+import io
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+from streamlit.testing.v1 import AppTest
+
+APP = Path(__file__).resolve().parents[1] / "app" / "Home.py"
+TIMEOUT = 180
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("app")]
+
+
+def build_app_fixture(root: Path) -> dict[str, Path]:
+    """Tiny data set and runs (2 classifiers, autoencoder, LSTM) under root/weights, root/data."""
+    env = {"DEFECTLENS_WEIGHTS": str(root / "weights"), "DEFECTLENS_DATA": str(root / "data")}
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    try:
+        from anomaly.train import TrainConfig as AnomalyConfig
+        from anomaly.train import train as train_autoencoder
+        from classification.train import TrainConfig, train
+        from meltingtank.train import build_parser
+        from meltingtank.train import train as train_lstm
+        from synthetic.melting import generate_series, write_csv
+        from synthetic.writer import generate_casting_dataset
+
+        data = root / "data" / "casting"
+        generate_casting_dataset(data, n=32, size=96, seed=0, workers=1)
+        for aug in ("basic", "noise"):
+            train(
+                TrainConfig(
+                    data=str(data),
+                    aug=aug,
+                    epochs=1,
+                    batch_size=8,
+                    img_size=32,
+                    name=f"tiny_{aug}",
+                    patience=1,
+                ),
+                verbose=0,
+            )
+        train_autoencoder(
+            AnomalyConfig(
+                data=str(data), name="tiny_ae", img_size=32, epochs=1, batch_size=8, latent_dim=4
+            )
+        )
+        csv = write_csv(generate_series(3000, seed=0), root / "melting.csv")
+        args = ["--csv", str(csv), "--name", "tiny_lstm", "--epochs", "1", "--units", "4"]
+        train_lstm(build_parser().parse_args([*args, "--baseline", "none"]))
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+    return {"weights": root / "weights", "data": root / "data"}
+
+
+@pytest.fixture(scope="module")
+def app_dirs(tmp_path_factory) -> dict[str, Path]:
+    return build_app_fixture(tmp_path_factory.mktemp("app_fixture"))
+
+
+@pytest.fixture
+def app(app_dirs, monkeypatch):
+    """A fresh AppTest session reading the fixture runs; call open(page) to visit one."""
+    monkeypatch.setenv("DEFECTLENS_WEIGHTS", str(app_dirs["weights"]))
+    monkeypatch.setenv("DEFECTLENS_DATA", str(app_dirs["data"]))
+    at = AppTest.from_file(str(APP), default_timeout=TIMEOUT).run()
+    return at
+
+
+def open_page(at: AppTest, script: str) -> AppTest:
+    at.switch_page(f"views/{script}").run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def texts(elements) -> str:
+    return "\n".join(str(e.value) for e in elements)
+
+
+def image_urls(at: AppTest) -> list[str]:
+    return [url for img in at.image for url in img.value]
+
+
+def png(value: int = 128, size: int = 96) -> bytes:
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.fromarray(np.full((size, size), value, np.uint8)).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+# ---------------------------------------------------------------- Home
+
+
+def test_home_lists_the_runs_and_the_data_set(app):
+    assert not app.exception
+    table = app.dataframe[0].value
+    assert {"tiny_basic", "tiny_noise", "tiny_ae", "tiny_lstm"} <= set(table["run"])
+    datasets = app.dataframe[1].value
+    assert "casting" in set(datasets["data set"])
+    assert len(app.page_link) >= 6
+
+
+def test_home_without_runs_says_how_to_make_them(tmp_path, monkeypatch):
+    monkeypatch.setenv("DEFECTLENS_WEIGHTS", str(tmp_path / "empty"))
+    at = AppTest.from_file(str(APP), default_timeout=TIMEOUT).run()
+    assert not at.exception
+    assert "make demo" in texts(at.info)
+
+
+# ---------------------------------------------------------------- Experiments
+
+
+def test_experiments_compares_classifiers_and_switches_kind(app):
+    at = open_page(app, "experiments.py")
+    assert set(at.dataframe[0].value["run"]) == {"tiny_basic", "tiny_noise"}
+    assert at.selectbox(key="experiments_curve").value == "loss"
+    at.segmented_control(key="experiments_kind").set_value("lstm").run()
+    assert list(at.dataframe[0].value["run"]) == ["tiny_lstm"]
+
+
+# ---------------------------------------------------------------- CAM Inspector
+
+
+def test_cam_inspector_shows_image_overlay_and_prediction(app):
+    at = open_page(app, "cam_inspector.py")
+    assert at.selectbox(key="cam_colormap").value == "jet"
+    assert at.slider(key="cam_opacity").value == pytest.approx(0.45)
+    assert at.selectbox(key="cam_method").value == "Grad-CAM"
+    assert at.metric[0].value in ("ok_front", "def_front")
+    assert len(image_urls(at)) == 2
+    assert at.download_button(key="cam_download") is not None
+
+
+def test_cam_inspector_method_change_changes_the_overlay(app):
+    at = open_page(app, "cam_inspector.py")
+    before = image_urls(at)[1]
+    at.selectbox(key="cam_method").set_value("LayerCAM").run()
+    assert not at.exception
+    assert image_urls(at)[1] != before
+    assert "LayerCAM" in texts(at.markdown)
+
+
+def test_cam_inspector_image_change_changes_what_is_shown(app):
+    at = open_page(app, "cam_inspector.py")
+    picker = at.selectbox(key="gallery_image")
+    before = image_urls(at)[0]
+    picker.select_index(len(picker.options) - 1).run()
+    assert not at.exception
+    assert image_urls(at)[0] != before
+
+
+def test_cam_inspector_refuses_a_bad_upload_by_name(app):
+    at = open_page(app, "cam_inspector.py")
+    at.segmented_control(key="image_source").set_value("Upload").run()
+    at.file_uploader(key="cam_upload").upload("broken.png", b"not an image", "image/png").run()
+    assert not at.exception
+    assert "broken.png" in texts(at.error)
+
+
+def test_cam_inspector_accepts_a_good_upload(app):
+    at = open_page(app, "cam_inspector.py")
+    at.segmented_control(key="image_source").set_value("Upload").run()
+    at.file_uploader(key="cam_upload").upload("part.png", png(), "image/png").run()
+    assert not at.exception and not at.error
+    assert len(image_urls(at)) == 2
+
+
+# ---------------------------------------------------------------- Augmentation Comparison
+
+
+def test_augmentation_shows_images_by_runs_grid(app):
+    at = open_page(app, "augmentation.py")
+    assert set(at.multiselect(key="runs_classifier").value) == {"tiny_basic", "tiny_noise"}
+    count = at.slider(key="compare_count").value
+    assert len(image_urls(at)) == count * 3
+
+
+def test_augmentation_fewer_runs_fewer_columns(app):
+    at = open_page(app, "augmentation.py")
+    at.slider(key="compare_count").set_value(2).run()
+    at.multiselect(key="runs_classifier").set_value(["tiny_basic"]).run()
+    assert not at.exception
+    assert len(image_urls(at)) == 2 * 2
+
+
+# ---------------------------------------------------------------- Heatmap to Boxes
+
+
+def test_heatmap_boxes_min_area_removes_boxes(app):
+    at = open_page(app, "heatmap_boxes.py")
+    at.segmented_control(key="boxes_mode").set_value("Fixed").run()
+    at.slider(key="boxes_fraction").set_value(0.95).run()
+    at.slider(key="boxes_min_area").set_value(0).run()
+    assert not at.exception
+    assert "0 found" not in texts(at.markdown)
+    at.slider(key="boxes_min_area").set_value(2000).run()
+    assert "0 found" in texts(at.markdown)
+
+
+def test_heatmap_boxes_exports_csv_and_coco(app):
+    at = open_page(app, "heatmap_boxes.py")
+    at.segmented_control(key="boxes_mode").set_value("Fixed").run()
+    at.slider(key="boxes_fraction").set_value(0.2).run()
+    at.number_input(key="boxes_export_limit").set_value(4).run()
+    at.button(key="boxes_export_run").click().run()
+    assert not at.exception
+    records = at.session_state["boxes_export"]["records"]
+    assert len(records) == 4
+    labels = {b.label for b in at.download_button}
+    assert {"Download CSV", "Download COCO JSON"} <= labels
+
+
+# ---------------------------------------------------------------- Anomaly
+
+
+def test_anomaly_threshold_moves_precision_and_recall(app):
+    at = open_page(app, "anomaly.py")
+    slider = at.slider(key="anomaly_threshold_tiny_ae")
+    at.slider(key="anomaly_threshold_tiny_ae").set_value(slider.min).run()
+    assert not at.exception
+    recall_low = at.metric[1].value
+    at.slider(key="anomaly_threshold_tiny_ae").set_value(slider.max).run()
+    recall_high = at.metric[1].value
+    assert recall_low == "100.0%"
+    assert recall_high == "0.0%"
+
+
+def test_anomaly_shows_image_reconstruction_and_score(app):
+    at = open_page(app, "anomaly.py")
+    assert len(image_urls(at)) == 2
+    assert any(m.label == "Score" for m in at.metric)
+
+
+# ---------------------------------------------------------------- Melting Tank
+
+
+def test_melting_tank_threshold_drives_the_confusion_metrics(app):
+    at = open_page(app, "melting_tank.py")
+    at.select_slider(key="melt_rows").set_value(10_000).run()
+    assert not at.exception
+    at.slider(key="melt_threshold_tiny_lstm").set_value(0.0).run()
+    assert at.metric[1].value == "100.0%"
+    at.slider(key="melt_threshold_tiny_lstm").set_value(1.0).run()
+    assert at.metric[1].value == "0.0%"
+
+
+def test_melting_tank_reports_a_bad_csv_clearly(app):
+    at = open_page(app, "melting_tank.py")
+    at.segmented_control(key="melt_source").set_value("Upload").run()
+    bad = b"STD_DT,MELT_TEMP,MOTORSPEED,TAG\n2020-03-04 00:00:00,abc,10,OK\n"
+    at.file_uploader(key="melt_upload").upload("kamp.csv", bad, "text/csv").run()
+    assert not at.exception
+    assert "kamp.csv" in texts(at.error)
