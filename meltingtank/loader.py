@@ -99,7 +99,7 @@ def _read(path_or_buffer: str | Path | IO, source: str) -> pd.DataFrame:
 
 
 def _canonical_columns(raw: pd.DataFrame, source: str, required: Sequence[str]) -> pd.DataFrame:
-    names = [str(c).strip().upper() for c in raw.columns]
+    names = [str(c).replace("\ufeff", "").strip().upper() for c in raw.columns]
     known = [n for n in names if n in ORDER]
     clashes = sorted({n for n in known if known.count(n) > 1})
     problems: list[Problem | str] = []

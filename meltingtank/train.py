@@ -159,13 +159,15 @@ def _row(label: str, scores: dict[str, float], accuracy: float) -> str:
 
 
 def summary_table(results: dict[str, dict[str, Any]]) -> str:
-    """The reference's table (precision, recall, accuracy, F1) with OK and with NG positive."""
+    """The reference's table (precision, recall, accuracy, F1), OK and NG positive, at the
+    chosen threshold and at 0.5."""
     lines = [
         f"{'model / positive class':<22}{'precision':>10}{'recall':>8}{'accuracy':>10}{'F1':>8}"
     ]
     for name, res in results.items():
-        lines.append(_row(f"{name} / OK", res["ok_positive"], res["accuracy"]))
-        lines.append(_row(f"{name} / NG", res["ng_positive"], res["accuracy"]))
+        for label, part in ((name, res), (f"{name}@0.5", res["at_0_5"])):
+            lines.append(_row(f"{label} / OK", part["ok_positive"], part["accuracy"]))
+            lines.append(_row(f"{label} / NG", part["ng_positive"], part["accuracy"]))
     for name, res in results.items():
         lines.append(
             f"{name}: threshold {res['threshold']:.4f} ({res['threshold_method']}), "

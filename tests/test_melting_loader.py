@@ -61,6 +61,11 @@ def test_column_case_extra_columns_and_missing_optionals_are_tolerated():
     assert frame["TAG"].tolist() == ["OK", "NG"]
 
 
+def test_excel_byte_order_mark_is_ignored():
+    frame = load_kamp_csv(_csv("\ufeff" + REAL_KAMP))
+    assert frame.columns[0] == "STD_DT" and frame["STD_DT"].notna().all()
+
+
 def test_missing_required_column_is_named():
     error = _error("STD_DT,MELT_TEMP,TAG\n2020-03-04 0:00,500,OK\n")
     assert "MOTORSPEED" in str(error) and "tank.csv" in str(error)
