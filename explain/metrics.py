@@ -1,0 +1,221 @@
+"""Heatmap quality, one small pure function per measure (see METRICS.md).
+
+Conventions: `cam` is a float (H, W) map >= 0 (any scale), masks are boolean (H, W) of the same
+size, boxes are (x_min, y_min, x_max, y_max) with exclusive max. A map with no energy at all
+(all zeros) explains nothing: it scores 0 energy inside, misses the pointing game and has
+entropy 1 (as flat as a map can be).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import cv2
+import numpy as np
+
+from explain.boxes import cam_to_boxes
+from explain.layers import ExplainError
+
+TOLERANCE_PX = 15
+TOLERANCE_AT = 224
+IOU_HITS = (0.3, 0.5)
+
+
+def tolerance_px(shape: Sequence[int], base: int = TOLERANCE_PX, at: int = TOLERANCE_AT) -> int:
+    """Pointing-game tolerance: `base` pixels at `at` px, scaled with the longer image side."""
+    return int(round(base * max(shape[0], shape[1]) / at))
+
+
+def dilate(mask: np.ndarray, radius: int) -> np.ndarray:
+    """Grow a boolean mask by `radius` pixels (a disc), so near misses count as hits."""
+    mask = np.asarray(mask, dtype=bool)
+    if radius <= 0:
+        return mask
+    disc = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
+    return cv2.dilate(mask.astype(np.uint8), disc).astype(bool)
+
+
+def energy_inside(cam: np.ndarray, mask: np.ndarray) -> float:
+    """Share of the map's total heat inside the mask (pass a dilated mask for tolerance)."""
+    cam, mask = _pair(cam, mask)
+    total = float(cam.sum())
+    return float(cam[mask].sum()) / total if total > 0 else 0.0
+
+
+def pointing_game(cam: np.ndarray, mask: np.ndarray) -> bool:
+    """Whether the map's maximum (first one, row-major) falls inside the mask."""
+    cam, mask = _pair(cam, mask)
+    if cam.max() <= 0:
+        return False
+    return bool(mask.flat[int(np.argmax(cam))])
+
+
+def component_boxes(mask: np.ndarray, min_area: int = 1) -> list[tuple[int, int, int, int]]:
+    """One box per 8-connected component of a mask (ground-truth boxes from a defect mask)."""
+    mask = np.asarray(mask, dtype=np.uint8)
+    count, _, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
+    return [
+        (int(x), int(y), int(x + w), int(y + h))
+        for x, y, w, h, area in stats[1:count]
+        if area >= min_area
+    ]
+
+
+def box_iou(a: Sequence[float], b: Sequence[float]) -> float:
+    """Intersection over union of two boxes with exclusive max corners."""
+    iw = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    ih = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    inter = iw * ih
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    return inter / union if union > 0 else 0.0
+
+
+def best_box_iou(predicted: Sequence[Sequence[float]], truth: Sequence[Sequence[float]]) -> float:
+    """Best IoU over all (predicted, ground-truth) pairs; 0 when either side has no box."""
+    return max((box_iou(p, t) for p in predicted for t in truth), default=0.0)
+
+
+def part_mask(image: np.ndarray) -> np.ndarray:
+    """The part in an image: Otsu, the polarity that touches the border less, largest component,
+    holes filled (an impeller's bore still belongs to the part)."""
+    gray = np.asarray(image)
+    if gray.ndim == 3:
+        gray = gray[..., 0] if gray.shape[2] == 1 else cv2.cvtColor(gray, cv2.COLOR_RGB2GRAY)
+    if gray.dtype != np.uint8:
+        gray = np.clip(np.round(gray * 255 if gray.max() <= 1.0 else gray), 0, 255)
+        gray = gray.astype(np.uint8)
+    _, fg = cv2.threshold(gray, 0, 1, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
+    border = np.concatenate([fg[0], fg[-1], fg[:, 0], fg[:, -1]])
+    if border.mean() > 0.5:
+        fg = 1 - fg
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(fg.astype(np.uint8), connectivity=8)
+    if count <= 1:
+        return np.zeros(gray.shape, dtype=bool)
+    largest = 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
+    part = (labels == largest).astype(np.uint8)
+    contours, _ = cv2.findContours(part, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+    cv2.drawContours(part, contours, -1, 1, thickness=cv2.FILLED)
+    return part.astype(bool)
+
+
+def off_part_energy(cam: np.ndarray, part: np.ndarray) -> float:
+    """Share of the heat outside the part: attention on background is noise."""
+    cam, part = _pair(cam, part)
+    total = float(cam.sum())
+    return float(cam[~part].sum()) / total if total > 0 else 0.0
+
+
+def normalized_entropy(cam: np.ndarray) -> float:
+    """Entropy of the map as a distribution over pixels / log(pixels): 0 one pixel, 1 flat."""
+    cam = _check(cam).ravel().astype(np.float64)
+    total = cam.sum()
+    if total <= 0 or cam.size < 2:
+        return 1.0
+    p = cam[cam > 0] / total
+    return float(-(p * np.log(p)).sum() / np.log(cam.size))
+
+
+def blob_count(cam: np.ndarray, threshold: str | float = "otsu", min_area: int = 16) -> int:
+    """Separate regions above the box threshold (as `cam_to_boxes` sees them)."""
+    if _check(cam).max() <= 0:
+        return 0
+    return len(cam_to_boxes(cam, threshold=threshold, min_area=min_area))
+
+
+def mean_intensity(cam: np.ndarray) -> float:
+    """Mean heat; on good parts the defect-class map should be low."""
+    return float(_check(cam).mean())
+
+
+def deletion_insertion_auc(
+    predict: Callable[[np.ndarray], np.ndarray],
+    image: np.ndarray,
+    cam: np.ndarray,
+    steps: int = 16,
+    baseline: np.ndarray | None = None,
+) -> tuple[float, float]:
+    """Deletion and insertion AUC (Petsiuk et al., RISE 2018) of one map.
+
+    Pixels are ranked by heat; deletion replaces the top fraction k/steps with `baseline`
+    (default zeros), insertion starts from the baseline and restores them. `predict` maps a
+    batch (B, *image.shape) to the target-class probability (B,). Returns trapezoid AUCs over
+    the fraction in [0, 1]: low deletion and high insertion mean a faithful map.
+    """
+    image = np.asarray(image, dtype=np.float32)
+    cam = _check(cam)
+    if cam.shape != image.shape[:2]:
+        raise ExplainError(f"cam shape {cam.shape} does not match image shape {image.shape}")
+    baseline = np.zeros_like(image) if baseline is None else np.asarray(baseline, np.float32)
+    order = np.argsort(-cam.ravel(), kind="stable")
+    counts = np.round(np.linspace(0, order.size, steps + 1)).astype(int)
+    deleted, inserted = [], []
+    for count in counts:
+        keep = np.zeros(order.size, dtype=bool)
+        keep[order[:count]] = True
+        keep = keep.reshape(cam.shape)
+        if image.ndim == 3:
+            keep = keep[..., None]
+        deleted.append(np.where(keep, baseline, image))
+        inserted.append(np.where(keep, image, baseline))
+    scores = np.asarray(predict(np.stack(deleted + inserted)), dtype=np.float64).ravel()
+    fractions = counts / order.size
+    half = len(counts)
+    return (
+        float(np.trapezoid(scores[:half], fractions)),
+        float(np.trapezoid(scores[half:], fractions)),
+    )
+
+
+def localization(
+    cam: np.ndarray,
+    mask: np.ndarray,
+    threshold: str | float = "otsu",
+    min_area: int = 16,
+) -> dict[str, float]:
+    """Energy inside, pointing game and best box IoU of one map against its defect mask."""
+    cam, mask = _pair(cam, mask)
+    grown = dilate(mask, tolerance_px(mask.shape))
+    boxes = [b.as_tuple() for b in cam_to_boxes(cam, threshold=threshold, min_area=min_area)]
+    iou = best_box_iou(boxes, component_boxes(mask))
+    return {
+        "energy_inside": energy_inside(cam, grown),
+        "pointing_hit": float(pointing_game(cam, grown)),
+        "box_iou": iou,
+        **{f"box_hit@{t}": float(iou >= t) for t in IOU_HITS},
+        "n_boxes": float(len(boxes)),
+    }
+
+
+def noise(
+    cam: np.ndarray,
+    image: np.ndarray | None = None,
+    threshold: str | float = "otsu",
+    min_area: int = 16,
+) -> dict[str, float]:
+    """Label-free heatmap noise: off-part energy (needs the image), entropy, blob count, mean."""
+    cam = _check(cam)
+    out = {
+        "entropy": normalized_entropy(cam),
+        "blobs": float(blob_count(cam, threshold=threshold, min_area=min_area)),
+        "mean_intensity": mean_intensity(cam),
+    }
+    if image is not None:
+        out["off_part_energy"] = off_part_energy(cam, part_mask(image))
+    return out
+
+
+def _check(cam: np.ndarray) -> np.ndarray:
+    cam = np.asarray(cam, dtype=np.float32)
+    if cam.ndim != 2:
+        raise ExplainError(f"a heatmap must be 2-D (H, W), got shape {cam.shape}")
+    return cam
+
+
+def _pair(cam: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    cam, mask = _check(cam), np.asarray(mask, dtype=bool)
+    if mask.shape != cam.shape:
+        raise ExplainError(
+            f"mask shape {mask.shape} does not match heatmap shape {cam.shape}: map the CAM to "
+            "the original image first (imaging.Preprocess.cam_to_original)"
+        )
+    return cam, mask
