@@ -241,7 +241,7 @@ def test_anomaly_threshold_moves_precision_and_recall(app):
 
 def test_anomaly_shows_image_reconstruction_and_score(app):
     at = open_page(app, "anomaly.py")
-    assert len(image_urls(at)) == 2
+    assert len(image_urls(at)) == 3
     assert any(m.label == "Score" for m in at.metric)
 
 
@@ -265,3 +265,13 @@ def test_melting_tank_reports_a_bad_csv_clearly(app):
     at.file_uploader(key="melt_upload").upload("kamp.csv", bad, "text/csv").run()
     assert not at.exception
     assert "kamp.csv" in texts(at.error)
+
+
+def test_melting_tank_window_narrows_to_raw_rows(app):
+    at = open_page(app, "melting_tank.py")
+    at.select_slider(key="melt_rows").set_value(10_000).run()
+    at.segmented_control(key="melt_span").set_value("All").run()
+    assert "Showing 10,000 of 10,000 rows (downsampled" in texts(at.caption)
+    at.segmented_control(key="melt_span").set_value("1 hour").run()
+    assert not at.exception
+    assert "Showing 601 of 10,000 rows (raw)" in texts(at.caption)

@@ -62,14 +62,23 @@ def choose_dataset(where=st, prefix: str = "gallery_") -> Dataset | None:
     return found[names.index(name)]
 
 
-def filter_items(ds: Dataset, where=st, prefix: str = "gallery_") -> pd.DataFrame:
-    """Class and defect-type filters over a data set's items (test split first)."""
+def filter_items(
+    ds: Dataset, where=st, prefix: str = "gallery_", defects_first: bool = False
+) -> pd.DataFrame:
+    """Class and defect-type filters over a data set's items (test split first).
+
+    defects_first: start on the first defect class instead of all classes.
+    """
     slots = where.columns(2)
     classes = [ALL, *ds.class_names]
     _forget_invalid(f"{prefix}class", classes)
+    start = 0
+    if defects_first:
+        start = next((i for i, c in enumerate(classes) if c not in (ALL, ds.normal_class)), 0)
     label = slots[0].selectbox(
         "Class",
         classes,
+        index=start,
         key=f"{prefix}class",
         help="Show only images of this class.",
         persist_state="session",

@@ -1,7 +1,6 @@
 """Anomaly: an autoencoder trained on good parts only; what it cannot rebuild is suspicious."""
 
 import numpy as np
-import plotly.express as px
 import streamlit as st
 from ui import figures, overlay
 from ui.gallery import choose_dataset, choose_image
@@ -95,13 +94,14 @@ with cols[1]:
     st.markdown("**Reconstruction** (model input size)")
     st.image(np.clip(recon[0] * 255, 0, 255).astype(np.uint8), width="stretch")
 with cols[2]:
-    st.markdown("**Error map**")
-    scale = max(2 * threshold, float(error.max()), 1e-6)
-    fig = px.imshow(error, color_continuous_scale="inferno", zmin=0, zmax=scale)
-    fig.update_layout(margin=figures.MARGIN, height=320, coloraxis_colorbar={"title": "error"})
-    fig.update_xaxes(visible=False)
-    fig.update_yaxes(visible=False)
-    st.plotly_chart(fig, key="anomaly_error_map", config={"displayModeBar": False})
+    st.markdown("**Error map** over the image")
+    scale = max(2 * threshold, 1e-6)
+    st.image(
+        overlay.blend(picked.image, np.clip(error / scale, 0, 1), "inferno", 0.6), width="stretch"
+    )
+    st.caption(
+        f"Colour scale 0 to {scale:.3g} (twice the threshold); peak {float(error.max()):.3g}."
+    )
 
 st.metric(
     "Score",

@@ -43,7 +43,7 @@ with st.sidebar:
 ds = choose_dataset(prefix="compare_")
 if ds is None:
     st.stop()
-items = filter_items(ds, prefix="compare_").head(count)
+items = filter_items(ds, prefix="compare_", defects_first=True).head(count)
 if items.empty:
     st.warning("No image matches these filters.", icon=":material/filter_alt_off:")
     st.stop()
@@ -83,22 +83,6 @@ rank = list(range(len(picked)))
 if order != "gallery order":
     rank.sort(key=lambda i: scores[i], reverse=order == "most disagreement")
 
-st.subheader("Side by side", anchor=False)
-header = st.columns(len(refs) + 1)
-header[0].markdown("**Image** (truth outlined)")
-for col, ref in zip(header[1:], refs, strict=True):
-    col.markdown(
-        f"**{ref.name}**  \n<small>{ref.info.get('aug', '?')}</small>", unsafe_allow_html=True
-    )
-for i in rank:
-    p = picked[i]
-    row = st.columns(len(refs) + 1)
-    shown = p.image if p.mask is None else overlay.outline_mask(p.image, p.mask)
-    row[0].image(shown, width="stretch")
-    row[0].caption(f"{p.name} · {p.defect_type or p.label} · disagreement {scores[i]:.2f}")
-    for col, ref in zip(row[1:], refs, strict=True):
-        col.image(overlay.blend(p.image, heatmaps[ref.name][i], "jet", opacity), width="stretch")
-
 st.subheader("Heatmap quality per run", anchor=False)
 try:
     from explain import metrics as cam_metrics
@@ -106,18 +90,35 @@ except ImportError:
     cam_metrics = None
 if cam_metrics is None or not hasattr(cam_metrics, "image_metrics"):
     st.info("Per-image heatmap metrics appear here once explain.metrics is available.")
-    st.stop()
-records = []
-for ref in refs:
-    for p, heat in zip(picked, heatmaps[ref.name], strict=True):
-        values = cam_metrics.image_metrics(heat, p.image, p.mask)
-        records.append({"run": ref.name, "image": p.name, **values})
-frame = pd.DataFrame(records)
-numeric = [c for c in frame.columns if c not in ("run", "image")]
-cols = st.columns(2)
-for j, metric in enumerate(numeric):
-    cols[j % 2].plotly_chart(figures.metric_boxes(frame, metric), key=f"compare_box_{metric}")
-st.dataframe(
-    frame.groupby("run")[numeric].mean().style.format(precision=3),
-    key="compare_table",
-)
+else:
+    records = []
+    for ref in refs:
+        for p, heat in zip(picked, heatmaps[ref.name], strict=True):
+            values = cam_metrics.image_metrics(heat, p.image, p.mask)
+            records.append({"run": ref.name, "image": p.name, **values})
+    frame = pd.DataFrame(records)
+    numeric = [c for c in frame.columns if c not in ("run", "image")]
+    cols = st.columns(2)
+    for j, metric in enumerate(numeric):
+        cols[j % 2].plotly_chart(figures.metric_boxes(frame, metric), key=f"compare_box_{metric}")
+    st.dataframe(
+        frame.groupby("run")[numeric].mean().style.format(precision=3),
+        key="compare_table",
+    )
+
+st.subheader("Side by side", anchor=False)
+width = max(len(refs) + 1, 5)  # thumbnails, not posters, however few runs
+header = st.columns(width)
+header[0].markdown("**Image** (truth outlined)")
+for col, ref in zip(header[1:], refs, strict=False):
+    col.markdown(
+        f"**{ref.name}**  \n<small>{ref.info.get('aug', '?')}</small>", unsafe_allow_html=True
+    )
+for i in rank:
+    p = picked[i]
+    row = st.columns(width)
+    shown = p.image if p.mask is None else overlay.outline_mask(p.image, p.mask)
+    row[0].image(shown, width="stretch")
+    row[0].caption(f"{p.name} · {p.defect_type or p.label} · disagreement {scores[i]:.2f}")
+    for col, ref in zip(row[1:], refs, strict=False):
+        col.image(overlay.blend(p.image, heatmaps[ref.name][i], "jet", opacity), width="stretch")

@@ -105,11 +105,11 @@ if picked is not None:
     boxes = cam_to_boxes(heat, threshold=threshold, min_area=min_area, merge=merge or None)
     probs = probabilities(ref, [picked.image])[0]
 
-    left, right = st.columns(2)
+    left, middle, right = st.columns([1, 1, 1.2])
     with left:
-        st.markdown(f"**Heatmap** ({ref.class_names[target]})")
+        st.markdown(f"**Heatmap** ({ref.class_names[target]}, p = {probs[target]:.1%})")
         st.image(overlay.blend(picked.image, heat, "jet", 0.45), width="stretch")
-    with right:
+    with middle:
         st.markdown(f"**Boxes** · {len(boxes)} found, {len(picked.boxes)} in the ground truth")
         shown = picked.image
         if picked.mask is not None:
@@ -130,20 +130,26 @@ if picked is not None:
         }
         for i, b in enumerate(boxes)
     ]
-    if rows:
-        st.dataframe(
-            pd.DataFrame(rows).style.format(precision=3),
-            hide_index=True,
-            key="boxes_table",
-        )
-        if picked.boxes:
-            hit = max(r["best IoU"] for r in rows)
-            st.caption(
-                f"Best IoU {hit:.2f} ({'hit' if hit >= 0.5 else 'miss'} at 0.5). "
-                f"p({ref.class_names[target]}) = {probs[target]:.1%}."
+    with right:
+        st.markdown("**Boxes found** (original pixels)")
+        if rows:
+            st.dataframe(
+                pd.DataFrame(rows).style.format(precision=2),
+                hide_index=True,
+                key="boxes_table",
             )
-    else:
-        st.info("No region passes the threshold and minimum area.", icon=":material/crop_free:")
+            if picked.boxes:
+                hit = max(r["best IoU"] for r in rows)
+                st.metric(
+                    "Best IoU with ground truth",
+                    f"{hit:.2f}",
+                    delta="hit at 0.5" if hit >= 0.5 else "miss at 0.5",
+                    delta_color="normal" if hit >= 0.5 else "inverse",
+                    delta_arrow="off",
+                    border=True,
+                )
+        else:
+            st.info("No region passes the threshold and minimum area.", icon=":material/crop_free:")
 
 st.divider()
 st.subheader("Export boxes for a folder", anchor=False)

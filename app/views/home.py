@@ -35,25 +35,23 @@ if not all_runs:
         icon=":material/info:",
     )
 else:
-    rows = []
-    for ref in all_runs:
-        summary = ref.info.get("summary") or {}
-        rows.append(
-            {
-                "run": ref.name,
-                "kind": ref.kind,
-                "what": describe(ref),
-                "image size": ref.info.get("img_size"),
-                "created": ref.info.get("created"),
-                **{k: v for k, v in summary.items() if isinstance(v, int | float)},
-            }
-        )
     st.dataframe(
-        pd.DataFrame(rows),
+        pd.DataFrame(
+            [
+                {
+                    "run": ref.name,
+                    "kind": ref.kind,
+                    "what": describe(ref),
+                    "image size": ref.info.get("img_size"),
+                    "created": (ref.info.get("created") or "")[:16].replace("T", " "),
+                }
+                for ref in all_runs
+            ]
+        ),
         hide_index=True,
         key="home_runs",
-        column_config={"created": st.column_config.TextColumn("created", width="medium")},
     )
+    st.caption("Compare them on **Experiments**; every metric is in each run's run.json.")
 
 st.subheader("Data sets", anchor=False)
 if found_sets:

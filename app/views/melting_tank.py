@@ -75,31 +75,50 @@ has_time = "STD_DT" in frame
 times = frame["STD_DT"].to_numpy() if has_time else np.arange(len(frame))
 labels = (frame["TAG"].to_numpy() == "NG") if "TAG" in frame else None
 
-first, last = pd.Timestamp(times[0]), pd.Timestamp(times[-1])
+SPANS = {"All": None, "1 week": 7 * 86_400, "1 day": 86_400, "6 hours": 21_600, "1 hour": 3_600}
+STEP_SECONDS = 6  # KAMP logs a reading every 6 s; used when the series has no timestamps
+span_name = st.segmented_control(
+    "Window",
+    list(SPANS),
+    default="1 day",
+    required=True,
+    key="melt_span",
+    help="How much of the series to show. Shorter windows show raw detail; the chart only "
+    "ever draws the rows inside the window (downsampled when there are many).",
+)
+span = SPANS[span_name]
 if has_time:
-    window = st.slider(
-        "Time window",
-        min_value=first.to_pydatetime(),
-        max_value=last.to_pydatetime(),
-        value=(first.to_pydatetime(), last.to_pydatetime()),
-        step=timedelta(minutes=1),
-        format="YYYY-MM-DD HH:mm",
-        key=f"melt_window_{source_key}",
-        help="Narrow the window to see raw detail: the chart re-reads only the visible rows.",
-    )
-    lo, hi = (
-        np.searchsorted(times, np.datetime64(window[0])),
-        np.searchsorted(times, np.datetime64(window[1]), side="right"),
-    )
+    first, last = pd.Timestamp(times[0]), pd.Timestamp(times[-1])
+    width = None if span is None else pd.Timedelta(seconds=span)
 else:
-    lo, hi = st.slider(
-        "Rows shown",
-        0,
-        len(frame),
-        (0, len(frame)),
-        key=f"melt_window_{source_key}",
-        help="Narrow the range to see raw detail.",
-    )
+    first, last = 0, len(frame) - 1
+    width = None if span is None else span // STEP_SECONDS
+if width is None or last - width <= first:
+    lo, hi = 0, len(frame)
+else:
+    if has_time:
+        start = st.slider(
+            "Window start",
+            min_value=first.to_pydatetime(),
+            max_value=(last - width).to_pydatetime(),
+            value=first.to_pydatetime(),
+            step=timedelta(minutes=10),
+            format="YYYY-MM-DD HH:mm",
+            key=f"melt_start_{source_key}",
+            help="Slide the window along the series.",
+        )
+        lo = int(np.searchsorted(times, np.datetime64(start)))
+        hi = int(np.searchsorted(times, np.datetime64(start + width.to_pytimedelta()), "right"))
+    else:
+        lo = st.slider(
+            "Window start (row)",
+            0,
+            len(frame) - width,
+            0,
+            key=f"melt_start_{source_key}",
+            help="Slide the window along the series.",
+        )
+        hi = lo + width
 hi = max(hi, lo + 2)
 
 threshold = None
