@@ -189,6 +189,14 @@ def test_augmentation_shows_images_by_runs_grid(app):
     assert len(image_urls(at)) == count * 3
 
 
+def test_augmentation_reports_heatmap_metrics_per_run(app):
+    at = open_page(app, "augmentation.py")
+    table = at.dataframe[0].value
+    assert set(table.index) == {"tiny_basic", "tiny_noise"}
+    assert {"energy_inside", "entropy", "blobs"} <= set(table.columns)
+    assert table["energy_inside"].between(0, 1).all()
+
+
 def test_augmentation_fewer_runs_fewer_columns(app):
     at = open_page(app, "augmentation.py")
     at.slider(key="compare_count").set_value(2).run()

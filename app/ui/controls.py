@@ -98,13 +98,12 @@ def class_index(ref: RunRef, target: str, probs) -> int:
     return ref.class_names.index(target)
 
 
-def defect_index(ref: RunRef, label: str | None = None) -> int:
-    """The class whose heatmap means "defect here": the image's own defect class if the run
+def defect_index(ref: RunRef, defect_type: str | None = None) -> int:
+    """The class whose heatmap means "defect here": the image's own defect type if the run
     knows it, else the run's defect class, else the first class that is not normal."""
-    names = ref.class_names
-    if label and label in names and label != ref.normal_class:
-        return names.index(label)
-    defect = ref.info.get("defect_class")
-    if defect in names:
-        return names.index(defect)
-    return next((i for i, n in enumerate(names) if n != ref.normal_class), 0)
+    from explain.evaluate import defect_class_index
+
+    found = defect_class_index(ref.info, defect_type or "")
+    if found >= 0:
+        return found
+    return next((i for i, n in enumerate(ref.class_names) if n != ref.normal_class), 0)

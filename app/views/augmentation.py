@@ -10,6 +10,19 @@ from ui.gallery import choose_dataset, filter_items, picked_from_row
 from ui.resources import RunRef, cams
 from ui.sidebar import pick_runs
 
+from explain.evaluate import evaluate_image
+
+BOX_METRICS = ("energy_inside", "box_iou", "off_part_energy", "entropy", "blobs")
+TABLE_METRICS = (
+    "energy_inside",
+    "pointing_hit",
+    "box_iou",
+    "box_hit@0.5",
+    "off_part_energy",
+    "entropy",
+    "blobs",
+)
+
 st.title("Augmentation Comparison")
 st.caption(
     "One column per run (one augmentation recipe each), one row per image: the defect-class "
@@ -53,7 +66,7 @@ images = [p.image for p in picked]
 
 def run_heatmaps(ref: RunRef) -> list[np.ndarray]:
     """Defect-class heatmaps of every image for one run (grouped by target class)."""
-    targets = [defect_index(ref, p.label) for p in picked]
+    targets = [defect_index(ref, p.defect_type) for p in picked]
     out: list[np.ndarray] = [np.zeros(0)] * len(picked)
     for target in sorted(set(targets)):
         chosen = [i for i, t in enumerate(targets) if t == target]
@@ -84,27 +97,30 @@ if order != "gallery order":
     rank.sort(key=lambda i: scores[i], reverse=order == "most disagreement")
 
 st.subheader("Heatmap quality per run", anchor=False)
-try:
-    from explain import metrics as cam_metrics
-except ImportError:
-    cam_metrics = None
-if cam_metrics is None or not hasattr(cam_metrics, "image_metrics"):
-    st.info("Per-image heatmap metrics appear here once explain.metrics is available.")
-else:
-    records = []
-    for ref in refs:
-        for p, heat in zip(picked, heatmaps[ref.name], strict=True):
-            values = cam_metrics.image_metrics(heat, p.image, p.mask)
-            records.append({"run": ref.name, "image": p.name, **values})
-    frame = pd.DataFrame(records)
-    numeric = [c for c in frame.columns if c not in ("run", "image")]
-    cols = st.columns(2)
-    for j, metric in enumerate(numeric):
-        cols[j % 2].plotly_chart(figures.metric_boxes(frame, metric), key=f"compare_box_{metric}")
-    st.dataframe(
-        frame.groupby("run")[numeric].mean().style.format(precision=3),
-        key="compare_table",
+st.caption(
+    "Localization against the masks (defective images): energy inside the defect, pointing "
+    "game, best box IoU. Noise without labels: energy off the part, entropy (1 = flat), blobs "
+    "above the Otsu cut; on good parts the defect heatmap's mean intensity should stay low."
+)
+records = []
+for ref in refs:
+    for p, heat in zip(picked, heatmaps[ref.name], strict=True):
+        mask = None if p.mask is None else p.mask > 0
+        values = evaluate_image(heat, p.image, mask, threshold="otsu", min_area=16)
+        records.append({"run": ref.name, "image": p.name, "defective": mask is not None, **values})
+frame = pd.DataFrame(records)
+shown_metrics = [m for m in BOX_METRICS if m in frame and frame[m].notna().any()]
+cols = st.columns(3)
+for j, metric in enumerate(shown_metrics):
+    cols[j % 3].plotly_chart(
+        figures.metric_boxes(frame.dropna(subset=[metric]), metric), key=f"compare_box_{metric}"
     )
+summary = frame.groupby("run")[[c for c in TABLE_METRICS if c in frame]].mean()
+good = frame[~frame["defective"]]
+if not good.empty:
+    summary["mean intensity (good parts)"] = good.groupby("run")["mean_intensity"].mean()
+summary["images"] = frame.groupby("run").size()
+st.dataframe(summary.style.format(precision=3), key="compare_table")
 
 st.subheader("Side by side", anchor=False)
 width = max(len(refs) + 1, 5)  # thumbnails, not posters, however few runs

@@ -12,6 +12,7 @@ from ui.resources import cams, image_key, probabilities, read_upload
 from ui.sidebar import pick_run
 
 from explain import cam_to_boxes
+from explain.metrics import box_iou
 
 st.title("Heatmap to Boxes")
 st.caption(
@@ -66,18 +67,9 @@ with st.sidebar:
 threshold = "otsu" if mode == "Otsu" else float(fraction)
 
 
-def iou(a: tuple, b: tuple) -> float:
-    """Intersection over union of two (x_min, y_min, x_max, y_max) boxes."""
-    w = max(0, min(a[2], b[2]) - max(a[0], b[0]))
-    h = max(0, min(a[3], b[3]) - max(a[1], b[1]))
-    inter = w * h
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return inter / union if union > 0 else 0.0
-
-
-def boxes_for(images: list[np.ndarray], labels: list[str | None]) -> list[list]:
+def boxes_for(images: list[np.ndarray], defect_types: list[str]) -> list[list]:
     """Boxes from the defect-class heatmap of each image (cached heatmaps, cheap boxes)."""
-    targets = [defect_index(ref, label) for label in labels]
+    targets = [defect_index(ref, kind) for kind in defect_types]
     found: list[list] = [[] for _ in images]
     for target in sorted(set(targets)):
         chosen = [i for i, t in enumerate(targets) if t == target]
@@ -100,7 +92,7 @@ with st.expander("Image", expanded=True, icon=":material/image:"):
     picked = choose_image(upload_key="boxes_upload")
 
 if picked is not None:
-    target = defect_index(ref, picked.label)
+    target = defect_index(ref, picked.defect_type)
     heat = cams(ref, [picked.image], method, layer, target)[0]
     boxes = cam_to_boxes(heat, threshold=threshold, min_area=min_area, merge=merge or None)
     probs = probabilities(ref, [picked.image])[0]
@@ -126,7 +118,7 @@ if picked is not None:
             "y_max": b.y_max,
             "area": b.area,
             "peak": b.score,
-            "best IoU": max((iou(b.as_tuple(), g) for g in picked.boxes), default=None),
+            "best IoU": max((box_iou(b.as_tuple(), g) for g in picked.boxes), default=None),
         }
         for i, b in enumerate(boxes)
     ]
@@ -209,14 +201,14 @@ if st.button("Compute boxes", key="boxes_export_run", icon=":material/play_arrow
     step = 16
     for start in range(0, len(batch), step):
         chunk = batch[start : start + step]
-        found = boxes_for([p.image for p in chunk], [p.label for p in chunk])
+        found = boxes_for([p.image for p in chunk], [p.defect_type for p in chunk])
         for p, boxes_found in zip(chunk, found, strict=True):
             records.append(
                 {
                     "file": file_label(p),
                     "width": int(p.image.shape[1]),
                     "height": int(p.image.shape[0]),
-                    "label": ref.class_names[defect_index(ref, p.label)],
+                    "label": ref.class_names[defect_index(ref, p.defect_type)],
                     "boxes": boxes_found,
                 }
             )
