@@ -111,14 +111,11 @@ if picked is not None:
         st.image(shown, width="stretch")
     rows = [
         {
-            "box": i + 1,
-            "x_min": b.x_min,
-            "y_min": b.y_min,
-            "x_max": b.x_max,
-            "y_max": b.y_max,
+            "#": i + 1,
+            "box (x0, y0, x1, y1)": f"{b.x_min}, {b.y_min}, {b.x_max}, {b.y_max}",
             "area": b.area,
             "peak": b.score,
-            "best IoU": max((box_iou(b.as_tuple(), g) for g in picked.boxes), default=None),
+            "IoU": max((box_iou(b.as_tuple(), g) for g in picked.boxes), default=None),
         }
         for i, b in enumerate(boxes)
     ]
@@ -131,7 +128,7 @@ if picked is not None:
                 key="boxes_table",
             )
             if picked.boxes:
-                hit = max(r["best IoU"] for r in rows)
+                hit = max(r["IoU"] for r in rows)
                 st.metric(
                     "Best IoU with ground truth",
                     f"{hit:.2f}",
