@@ -28,7 +28,7 @@ browser:
 	fi
 
 test: install browser
-	$(PY) -m pytest -n 2 --dist loadgroup
+	$(PY) -m pytest -n 2 --dist loadfile
 
 demo: install
 	$(PY) -m synthetic casting --out data/casting --n 2000 --seed 0
