@@ -20,24 +20,20 @@ class ModelConfigError(ValueError):
 
 def _down(x: keras.KerasTensor, filters: int, name: str) -> keras.KerasTensor:
     x = layers.Conv2D(filters, 4, strides=2, padding="same", name=f"{name}_down")(x)
-    x = layers.BatchNormalization(name=f"{name}_bn")(x)
     x = layers.LeakyReLU(0.2, name=f"{name}_act")(x)
     x = layers.Conv2D(filters, 3, padding="same", name=f"{name}_conv")(x)
-    x = layers.BatchNormalization(name=f"{name}_conv_bn")(x)
     return layers.LeakyReLU(0.2, name=f"{name}_conv_act")(x)
 
 
 def _up(x: keras.KerasTensor, filters: int, name: str) -> keras.KerasTensor:
     x = layers.Conv2DTranspose(filters, 4, strides=2, padding="same", name=f"{name}_up")(x)
-    x = layers.BatchNormalization(name=f"{name}_bn")(x)
     x = layers.LeakyReLU(0.2, name=f"{name}_act")(x)
     x = layers.Conv2D(filters, 3, padding="same", name=f"{name}_conv")(x)
-    x = layers.BatchNormalization(name=f"{name}_conv_bn")(x)
     return layers.LeakyReLU(0.2, name=f"{name}_conv_act")(x)
 
 
 def build_autoencoder(
-    img_size: int = 128, latent_dim: int = 32, filters: tuple[int, ...] = (32, 64, 96, 128)
+    img_size: int = 128, latent_dim: int = 16, filters: tuple[int, ...] = (16, 32, 64, 64)
 ) -> keras.Model:
     """Encoder down to (img_size / 2**len(filters))² x latent_dim, then a mirrored decoder.
 

@@ -49,6 +49,7 @@ class TrainConfig:
     img_size: int = 128
     epochs: int = 30
     latent_dim: int = 16
+    filters: tuple[int, ...] = (16, 32, 64, 64)
     loss: str = "mse+ssim"
     batch_size: int = 16
     lr: float = 1e-3
@@ -198,7 +199,7 @@ def train(config: TrainConfig) -> Path:
     tracker = start_tracking(
         config.wandb, run_dir.name, asdict(config), run_dir, job_type="train-autoencoder"
     )
-    model = build_autoencoder(config.img_size, config.latent_dim)
+    model = build_autoencoder(config.img_size, config.latent_dim, tuple(config.filters))
     model.compile(optimizer=keras.optimizers.Adam(config.lr), loss=get_loss(config.loss))
     callbacks = [
         keras.callbacks.EarlyStopping(
@@ -236,6 +237,7 @@ def train(config: TrainConfig) -> Path:
         "model": "conv_autoencoder",
         "img_size": config.img_size,
         "latent_dim": config.latent_dim,
+        "filters": list(config.filters),
         "loss": config.loss,
         "preprocess": preprocess.to_dict(),
         "threshold": detector.threshold,
@@ -283,6 +285,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--img-size", type=int, default=d.img_size)
     p.add_argument("--epochs", type=int, default=d.epochs)
     p.add_argument("--latent-dim", type=int, default=d.latent_dim, help="bottleneck channels")
+    p.add_argument(
+        "--filters",
+        type=lambda text: tuple(int(v) for v in text.split(",")),
+        default=d.filters,
+        help="encoder widths, comma-separated (each halves the image): e.g. 16,32,64,64",
+    )
     p.add_argument("--loss", choices=LOSSES, default=d.loss)
     p.add_argument("--batch-size", type=int, default=d.batch_size)
     p.add_argument("--lr", type=float, default=d.lr)
