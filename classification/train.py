@@ -1,0 +1,362 @@
+"""Train a defect classifier on any supported data-set layout and save it as a run folder.
+
+    python classification/train.py --data data/casting --model simple_cnn --aug basic
+    python classification/train.py --data data/casting --model mobilenetv2 --aug heavy \
+        --name mobilenet_heavy --wandb True
+    python classification/train.py --aug list
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import shutil
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from classification.augment import RECIPES, describe_recipes, get_recipe
+from classification.metrics import classification_report, format_report
+from classification.models import MODEL_NAMES, WEIGHTS, build_model, cam_layer_name
+from classification.predict import cam_targets
+from classification.splits import classifier_splits
+from store import create_run_dir, write_history, write_metrics, write_run_info
+from store.tracking import add_wandb_argument, start_tracking
+
+log = logging.getLogger(__name__)
+
+SAMPLE_ROWS = 16
+
+
+@dataclass
+class TrainConfig:
+    """Everything a training run is made from; argparse defaults mirror these."""
+
+    data: str
+    model: str = "simple_cnn"
+    aug: str = "basic"
+    epochs: int = 12
+    batch_size: int = 32
+    img_size: int = 160
+    lr: float = 2e-3
+    seed: int = 0
+    name: str | None = None
+    wandb: bool = False
+    weights: str = "none"
+    val_split: float = 0.15
+    patience: int = 4
+    jit_compile: bool = False
+    # Skips tracing the train step: slower per step, but far quicker for tiny smoke runs of the
+    # large backbones (tracing MobileNetV2 costs tens of seconds on a busy CPU).
+    run_eagerly: bool = False
+
+
+def build_parser() -> argparse.ArgumentParser:
+    defaults = TrainConfig(data="")
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0],
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    parser.add_argument("--data", help="data set folder or CSV manifest (see DATA.md)")
+    parser.add_argument("--model", default=defaults.model, choices=MODEL_NAMES)
+    parser.add_argument(
+        "--aug", default=defaults.aug, help=f"recipe: {', '.join(RECIPES)}, or `list`"
+    )
+    parser.add_argument("--epochs", type=int, default=defaults.epochs)
+    parser.add_argument("--batch-size", type=int, default=defaults.batch_size)
+    parser.add_argument("--img-size", type=int, default=defaults.img_size, help="input side, px")
+    parser.add_argument("--lr", type=float, default=defaults.lr, help="Adam learning rate")
+    parser.add_argument("--seed", type=int, default=defaults.seed)
+    parser.add_argument("--name", help="run name under weights/ (default MODEL_AUG)")
+    parser.add_argument("--weights", default=defaults.weights, choices=WEIGHTS)
+    parser.add_argument(
+        "--val-split",
+        type=float,
+        default=defaults.val_split,
+        help="fraction of train held out for validation when the data has no val split",
+    )
+    parser.add_argument(
+        "--patience", type=int, default=defaults.patience, help="early-stopping patience"
+    )
+    add_wandb_argument(parser)
+    return parser
+
+
+def _class_setup(spec: Any) -> tuple[list[str], str]:
+    class_names = [str(c) for c in spec.class_names]
+    if len(class_names) < 2:
+        raise ValueError(
+            f"{spec.root}: expected at least 2 classes, found {class_names}; "
+            "add a folder of normal (ok*/good/normal) and one of defective images"
+        )
+    normal = spec.normal_class
+    if normal is None:
+        normal = class_names[0]
+        log.warning(
+            "no normal class (ok*/good/normal) in %s: treating %r as normal", spec.root, normal
+        )
+    return class_names, str(normal)
+
+
+def _callbacks(run_dir: Path, patience: int, tracker: Any) -> list[Any]:
+    import keras
+
+    callbacks = [
+        keras.callbacks.EarlyStopping(
+            monitor="val_loss", patience=patience, restore_best_weights=True, verbose=1
+        ),
+        keras.callbacks.ModelCheckpoint(
+            run_dir / "model.keras", monitor="val_loss", save_best_only=True
+        ),
+        keras.callbacks.ReduceLROnPlateau(
+            monitor="val_loss", factor=0.5, patience=max(1, patience // 2), min_lr=1e-5, verbose=1
+        ),
+    ]
+    epoch_logger = tracker.keras_callback()
+    return callbacks + ([epoch_logger] if epoch_logger is not None else [])
+
+
+def _class_weights(labels: np.ndarray, num_classes: int) -> dict[int, float]:
+    """Balanced weights, n / (k * count), so rare classes count as much as common ones."""
+    counts = np.bincount(labels, minlength=num_classes)
+    present = counts > 0
+    weights = np.ones(num_classes)
+    weights[present] = len(labels) / (present.sum() * counts[present])
+    return {i: float(w) for i, w in enumerate(weights)}
+
+
+def _overlay(gray: np.ndarray, cam: np.ndarray) -> np.ndarray:
+    """Heatmap (JET) blended over a grayscale image, RGB uint8, for the W&B sample table."""
+    import cv2
+
+    heat = cv2.applyColorMap(np.uint8(np.clip(cam, 0, 1) * 255), cv2.COLORMAP_JET)
+    base = cv2.cvtColor(gray, cv2.COLOR_GRAY2BGR)
+    return cv2.cvtColor(cv2.addWeighted(base, 0.6, heat, 0.4, 0), cv2.COLOR_BGR2RGB)
+
+
+def _sample_rows(
+    model: Any,
+    x: np.ndarray,
+    frame: Any,
+    probabilities: np.ndarray,
+    class_names: list[str],
+    normal: str,
+    cam_layer: str,
+) -> tuple[list[str], list[list[Any]]]:
+    """Rows of the W&B sample-prediction table: image, heatmap overlay, truth, prediction."""
+    columns = ["file", "true", "predicted", "defect_probability", "image"]
+    normal_index = class_names.index(normal)
+    predicted = probabilities.argmax(axis=1)
+    gray = [np.uint8(np.round(img[:, :, 0] * 255)) for img in x]
+    try:
+        from explain import compute_cams
+    except ImportError:
+        log.warning("explain package not importable: sample table logged without heatmaps")
+        cams = None
+    else:
+        targets = cam_targets(probabilities, class_names, normal)
+        cams = compute_cams(model, x, layer=cam_layer, class_index=targets)
+        columns.append("gradcam")
+    rows = []
+    for i, row in enumerate(frame.itertuples()):
+        cells = [
+            Path(row.path).name,
+            row.label,
+            class_names[predicted[i]],
+            float(1.0 - probabilities[i, normal_index]),
+            gray[i],
+        ]
+        if cams is not None:
+            cells.append(_overlay(gray[i], cams[i]))
+        rows.append(cells)
+    return columns, rows
+
+
+def _pick_samples(test: Any, probabilities: np.ndarray, class_names: list[str], seed: int):
+    """Misclassified images first, then a spread over classes, at most SAMPLE_ROWS."""
+    truth = np.array([class_names.index(c) for c in test.label])
+    wrong = np.flatnonzero(probabilities.argmax(axis=1) != truth)
+    right = np.random.default_rng(seed).permutation(
+        np.flatnonzero(probabilities.argmax(1) == truth)
+    )
+    return np.concatenate([wrong, right])[:SAMPLE_ROWS]
+
+
+def train(config: TrainConfig, verbose: int | str = "auto") -> Path:
+    """Train, evaluate on the test split, write the run folder; returns its path."""
+    import keras
+    import tensorflow as tf
+
+    from imaging import Preprocess, discover, make_tf_dataset
+
+    recipe = get_recipe(config.aug)
+    keras.utils.set_random_seed(config.seed)
+    spec = discover(config.data)
+    class_names, normal = _class_setup(spec)
+    spec, split_notes = classifier_splits(spec, val_fraction=config.val_split, seed=config.seed)
+    train_items, val_items, test_items = (spec.split(s) for s in ("train", "val", "test"))
+    preprocess = Preprocess(size=config.img_size, **recipe.preprocess_overrides)
+    model = build_model(config.model, len(class_names), config.img_size, weights=config.weights)
+
+    def labels_of(frame: Any) -> np.ndarray:
+        return np.array([class_names.index(c) for c in frame.label], dtype=np.int64)
+
+    def dataset(frame: Any, train_split: bool) -> tf.data.Dataset:
+        return make_tf_dataset(
+            list(frame.path),
+            labels_of(frame),
+            preprocess,
+            batch_size=config.batch_size,
+            shuffle=train_split,
+            seed=config.seed,
+            augment=recipe.augmenter(config.seed) if train_split else None,
+        )
+
+    run_dir = create_run_dir(config.name or f"{config.model}_{config.aug}")
+    defect_classes = [c for c in class_names if c != normal]
+    tracker = None
+    try:
+        tracker = start_tracking(
+            config.wandb,
+            name=run_dir.name,
+            config={**vars(config), "run_dir": str(run_dir), "class_names": class_names},
+            run_dir=run_dir,
+            job_type="train-classifier",
+        )
+        model.compile(
+            optimizer=keras.optimizers.Adam(config.lr),
+            loss="sparse_categorical_crossentropy",
+            metrics=["accuracy"],
+            jit_compile=config.jit_compile,
+            run_eagerly=config.run_eagerly,
+        )
+        class_weight = _class_weights(labels_of(train_items), len(class_names))
+        log.info("run %s: %s", run_dir.name, spec.counts())
+        started = time.perf_counter()
+        history = model.fit(
+            dataset(train_items, True),
+            validation_data=dataset(val_items, False),
+            epochs=config.epochs,
+            class_weight=class_weight,
+            callbacks=_callbacks(run_dir, config.patience, tracker),
+            verbose=verbose,
+            shuffle=False,  # the tf.data pipeline shuffles, seeded
+        )
+        train_seconds = time.perf_counter() - started
+        model.save(run_dir / "model.keras")
+
+        probabilities = model.predict(dataset(test_items, False), verbose=0)
+        y_test = labels_of(test_items)
+        report = classification_report(y_test, probabilities, class_names, normal)
+        val_loss = history.history.get("val_loss", [])
+        best_epoch = int(np.argmin(val_loss)) + 1 if val_loss else None
+        summary = {k: report[k] for k in ("accuracy", "macro_f1", "defect_f1", "roc_auc")}
+
+        tracker.summary({f"test/{k}": v for k, v in summary.items() if v is not None})
+        tracker.log_confusion_matrix(
+            "test/confusion_matrix", y_test, probabilities.argmax(axis=1), class_names
+        )
+        if tracker.enabled and len(test_items):
+            picks = _pick_samples(test_items, probabilities, class_names, config.seed)
+            frame = test_items.iloc[picks]
+            x = np.concatenate([b for b in dataset(frame, False).map(lambda xb, _: xb)])
+            columns, rows = _sample_rows(
+                model,
+                x,
+                frame,
+                probabilities[picks],
+                class_names,
+                normal,
+                cam_layer_name(config.model),
+            )
+            tracker.log_table("test/samples", columns, rows)
+
+        write_history(run_dir, history.history)
+        write_metrics(
+            run_dir,
+            {
+                "split": "test",
+                **report,
+                "best_epoch": best_epoch,
+                "epochs_run": len(history.epoch),
+                "train_seconds": round(train_seconds, 1),
+            },
+        )
+        info = {
+            "kind": "classifier",
+            "model": config.model,
+            "aug": config.aug,
+            "aug_description": recipe.description,
+            "img_size": config.img_size,
+            "class_names": class_names,
+            "normal_class": normal,
+            "preprocess": preprocess.to_dict(),
+            "cam_layer": cam_layer_name(config.model),
+            "data": {
+                "root": str(spec.root),
+                "layout": spec.layout,
+                "fingerprint": spec.fingerprint(),
+                "counts": spec.counts(),
+                "split_notes": split_notes,
+            },
+            "seed": config.seed,
+            "epochs": config.epochs,
+            "epochs_run": len(history.epoch),
+            "best_epoch": best_epoch,
+            "batch_size": config.batch_size,
+            "lr": config.lr,
+            "weights": config.weights,
+            "val_split": config.val_split,
+            "class_weight": {class_names[i]: w for i, w in class_weight.items()},
+            "train_seconds": round(train_seconds, 1),
+            "summary": summary,
+            "wandb": tracker.info(),
+        }
+        if len(defect_classes) == 1:
+            info["defect_class"] = defect_classes[0]
+        else:
+            info["defect_classes"] = defect_classes
+        write_run_info(run_dir, info)
+        _print_summary(run_dir, report, train_seconds, len(history.epoch), verbose)
+        return run_dir
+    except BaseException:
+        # A run folder without run.json is debris: remove it so the name is free again.
+        if not (run_dir / "run.json").exists():
+            shutil.rmtree(run_dir, ignore_errors=True)
+        raise
+    finally:
+        if tracker is not None:
+            tracker.finish()
+
+
+def _print_summary(run_dir: Path, report: dict, seconds: float, epochs: int, verbose) -> None:
+    if verbose == 0:
+        return
+    print(f"\nrun {run_dir.name}: {epochs} epochs in {seconds:.0f} s -> {run_dir}")
+    print(format_report(report))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.aug == "list":
+        print(describe_recipes())
+        return 0
+    if not args.data:
+        parser.error("--data is required (a data set folder or a CSV manifest)")
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    config = TrainConfig(**{k: v for k, v in vars(args).items()})
+    try:
+        train(config)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
