@@ -163,6 +163,15 @@ def test_cam_inspector_image_change_changes_what_is_shown(app):
     assert image_urls(at)[0] != before
 
 
+def test_cam_inspector_next_button_steps_through_the_gallery(app):
+    at = open_page(app, "cam_inspector.py")
+    first = at.selectbox(key="gallery_image").index
+    at.button(key="gallery_next").click().run()
+    assert at.selectbox(key="gallery_image").index == first + 1
+    at.button(key="gallery_previous").click().run()
+    assert at.selectbox(key="gallery_image").index == first
+
+
 def test_cam_inspector_refuses_a_bad_upload_by_name(app):
     at = open_page(app, "cam_inspector.py")
     at.segmented_control(key="image_source").set_value("Upload").run()

@@ -130,6 +130,13 @@ def picked_from_row(ds: Dataset, row: pd.Series) -> Picked:
     )
 
 
+def _step(paths: list[str], delta: int) -> None:
+    """Move the image selection by `delta` (wrapping), before the rerun draws the selectbox."""
+    current = st.session_state.get("gallery_image")
+    index = paths.index(current) if current in paths else 0
+    st.session_state["gallery_image"] = paths[(index + delta) % len(paths)]
+
+
 def _pick_from_gallery(where) -> Picked | None:
     ds = choose_dataset(where)
     if ds is None:
@@ -142,13 +149,30 @@ def _pick_from_gallery(where) -> Picked | None:
     _forget_invalid("gallery_image", paths)
     labels = dict(zip(items["path"], items["label"], strict=True))
     splits = dict(zip(items["path"], items["split"], strict=True))
-    path = where.selectbox(
+    pick, back, forward = where.columns([12, 1, 1], vertical_alignment="bottom")
+    path = pick.selectbox(
         f"Image ({len(paths)} shown)",
         paths,
         key="gallery_image",
         format_func=lambda p: f"{Path(p).name} · {labels[p]} · {splits[p]}",
         help="Images of the data set, test split first.",
         persist_state="session",
+    )
+    back.button(
+        "",
+        icon=":material/chevron_left:",
+        key="gallery_previous",
+        help="Previous image",
+        on_click=_step,
+        args=(paths, -1),
+    )
+    forward.button(
+        "",
+        icon=":material/chevron_right:",
+        key="gallery_next",
+        help="Next image",
+        on_click=_step,
+        args=(paths, 1),
     )
     return picked_from_row(ds, items[items["path"] == path].iloc[0])
 
