@@ -132,6 +132,14 @@ def test_experiments_compares_classifiers_and_switches_kind(app):
     assert list(at.dataframe[0].value["run"]) == ["tiny_lstm"]
 
 
+def test_experiments_shows_a_confusion_matrix_for_every_kind(app):
+    at = open_page(app, "experiments.py")
+    for kind in ("classifier", "autoencoder", "lstm"):
+        at.segmented_control(key="experiments_kind").set_value(kind).run()
+        assert not at.exception
+        assert "has a confusion matrix" not in texts(at.info), kind
+
+
 # ---------------------------------------------------------------- CAM Inspector
 
 

@@ -107,7 +107,10 @@ def _confusion(ref: RunRef) -> tuple[list, list[str], str | None] | None:
     if isinstance(found, dict):
         matrix, labels = found.get("matrix"), found.get("labels")
     else:
-        matrix, labels = found, metrics.get("labels") or metrics.get("class_names")
+        matrix = found
+        labels = (
+            metrics.get("confusion_labels") or metrics.get("labels") or metrics.get("class_names")
+        )
     if not matrix:
         return None
     labels = labels or ref.class_names or [str(i) for i in range(len(matrix))]
