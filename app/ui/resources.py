@@ -149,7 +149,7 @@ def datasets() -> tuple[list[Dataset], dict[str, str]]:
     return found, problems
 
 
-@st.cache_data(max_entries=2048, show_spinner=False)
+@st.cache_data(max_entries=1024, show_spinner=False)
 def read_path(path: str) -> np.ndarray:
     """Decode an image file through imaging (the one place that decodes images)."""
     from imaging import read_image
@@ -183,7 +183,8 @@ def probabilities(ref: RunRef, images: list[np.ndarray]) -> np.ndarray:
     return _probabilities(ref.key, keys, ref, images)
 
 
-@st.cache_data(max_entries=1024, show_spinner=False)
+# each entry holds original-size float maps (~0.4 MB per 300 px image): keep the cache bounded
+@st.cache_data(max_entries=256, show_spinner=False)
 def _cams(
     run_key: str,
     image_keys: tuple[str, ...],
@@ -243,7 +244,7 @@ def detector(ref: RunRef) -> Any:
     return _detector(ref.path, ref.stamp)
 
 
-@st.cache_data(max_entries=512, show_spinner=False)
+@st.cache_data(max_entries=128, show_spinner=False)
 def _anomaly(run_key: str, image_keys: tuple[str, ...], _ref: RunRef, _images: list) -> tuple:
     from anomaly.scoring import score_images
 
