@@ -31,6 +31,7 @@ from views.batch_table import (
     neighbours,
     score_bounds,
     summary_counts,
+    text_or_empty,
     triage_table,
 )
 
@@ -446,7 +447,7 @@ if flash is not None:
 classifier_defects = (
     [c for c in clf_run.class_names if c != clf_run.normal_class] if clf_run else []
 )
-latest_type = item["defect_type"] or ""
+latest_type = text_or_empty(item["defect_type"])
 defect_types = list(dict.fromkeys(["", *classifier_defects, *DEFECT_TYPES, latest_type]))
 with st.form(f"batch_decision_{current}", border=True):
     st.radio(
@@ -470,7 +471,7 @@ with st.form(f"batch_decision_{current}", border=True):
     )
     d2.text_input(
         "Comment",
-        value=item["comment"] or "",
+        value=text_or_empty(item["comment"]),
         key=f"batch_comment_{current}",
         help="Anything the next reviewer should know.",
     )

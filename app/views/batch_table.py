@@ -131,3 +131,8 @@ def summary_counts(table: pd.DataFrame) -> dict[str, int]:
         "flagged": int(np.sum(flagged)),
         "disagree": int(table["disagree"].sum()),
     }
+
+
+def text_or_empty(value: object) -> str:
+    """A stored text field for a widget: missing values (None, NaN from pandas) become ''."""
+    return "" if value is None or (isinstance(value, float) and np.isnan(value)) else str(value)
