@@ -16,6 +16,7 @@ import argparse
 import json
 import os
 import platform
+import resource
 import tempfile
 import time
 from datetime import UTC, datetime
@@ -215,6 +216,7 @@ def main(argv: list[str] | None = None) -> dict:
         "target": f"{args.n} images in <= {TARGET_SECONDS:.0f} s on 2 cores",
         "meets_target": results["files -> results"]["seconds"] <= TARGET_SECONDS,
         "cpu_count": os.cpu_count(),
+        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
         "loadavg_before": [round(x, 2) for x in load_before],
         "loadavg_after": [round(x, 2) for x in load_after],
         "machine": f"{platform.machine()} {platform.system()} {platform.python_version()}",
@@ -222,6 +224,7 @@ def main(argv: list[str] | None = None) -> dict:
     print(f"\nmodels: {which} ({report['classifier']}, autoencoder {runs[1].name})")
     print(f"warm-up (load + trace): {warm_up:.1f} s")
     print(table(results))
+    print(f"peak RSS of this process: {report['peak_rss_mb']} MB")
     print(
         f"load average before {report['loadavg_before']}, after {report['loadavg_after']} "
         f"on {report['cpu_count']} cores (shared machine: timings include others' work)"

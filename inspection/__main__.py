@@ -24,10 +24,10 @@ from imaging.archive import iter_upload_files
 from inspection.intake import IntakeReport, record_result
 from inspection.pipeline import (
     DEFAULT_BATCH,
-    RESULT_COLUMNS,
     InspectionError,
     Inspector,
     iter_inspect,
+    results_frame,
 )
 from store import RunError
 
@@ -111,7 +111,7 @@ def main(argv: list[str] | None = None) -> int:
         bar.close()
         if review is not None:
             review.close()
-    frame = pd.DataFrame(rows, columns=RESULT_COLUMNS)
+    frame = results_frame(rows)
     for column in ("class_probabilities", "boxes"):
         frame[column] = frame[column].map(lambda v: None if v is None else json.dumps(v))
     out = Path(args.out)

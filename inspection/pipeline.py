@@ -352,8 +352,12 @@ def inspect_batch(
         if isinstance(classifier_run, Inspector)
         else Inspector.from_runs(classifier_run, autoencoder_run)
     )
-    rows = [row for _, row in iter_inspect(entries, inspector, batch_size, progress)]
-    frame = pd.DataFrame(rows, columns=RESULT_COLUMNS)
+    return results_frame(row for _, row in iter_inspect(entries, inspector, batch_size, progress))
+
+
+def results_frame(rows: Iterable[dict[str, Any]]) -> pd.DataFrame:
+    """Result rows as a DataFrame with RESULT_COLUMNS; sizes stay integers beside failed rows."""
+    frame = pd.DataFrame(list(rows), columns=RESULT_COLUMNS)
     for column in ("width", "height"):
         frame[column] = frame[column].astype("Int64")
     return frame
