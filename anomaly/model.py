@@ -33,7 +33,7 @@ def _up(x: keras.KerasTensor, filters: int, name: str) -> keras.KerasTensor:
 
 
 def build_autoencoder(
-    img_size: int = 128, latent_dim: int = 16, filters: tuple[int, ...] = (16, 32, 64, 64)
+    img_size: int = 128, latent_dim: int = 8, filters: tuple[int, ...] = (16, 32, 64)
 ) -> keras.Model:
     """Encoder down to (img_size / 2**len(filters))² x latent_dim, then a mirrored decoder.
 

@@ -48,8 +48,8 @@ class TrainConfig:
     name: str
     img_size: int = 128
     epochs: int = 30
-    latent_dim: int = 16
-    filters: tuple[int, ...] = (16, 32, 64, 64)
+    latent_dim: int = 8
+    filters: tuple[int, ...] = (16, 32, 64)
     loss: str = "mse+ssim"
     batch_size: int = 16
     lr: float = 1e-3
@@ -58,8 +58,8 @@ class TrainConfig:
     calib_frac: float = 0.2
     threshold: str = "percentile"
     percentile: float = 99.0
-    top_k: float = 1.0
-    map: str = "mse+ssim"
+    top_k: float = 0.3
+    map: str = "mse"
     sigma: float | None = None
     normalize: bool = True
     part_mask: bool = True

@@ -85,7 +85,7 @@ def test_training_writes_a_complete_autoencoder_run(tiny):
     assert run.kind == "autoencoder"
     assert run.info["threshold_method"] == "percentile"
     assert isinstance(run.info["threshold"], float)
-    assert run.info["score"]["name"] == "top_k_mean" and run.info["score"]["top_k"] == 1.0
+    assert run.info["score"]["name"] == "top_k_mean" and run.info["score"]["top_k"] == 0.3
     assert run.info["preprocess"]["size"] == 32
     assert set(run.info["summary"]) == {"image_auroc", "pixel_auroc", "f1"}
     assert len(run.history) == 2
