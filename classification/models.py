@@ -118,7 +118,11 @@ def _simple_cnn(num_classes: int, img_size: int, dropout: float) -> keras.Model:
     x = _conv_block(x, 96, "block3", pool=False)
     # Grad-CAM target: the last spatial map, kept at 1/8 resolution and activated in place.
     x = layers.Conv2D(128, 3, padding="same", activation="relu", name=SIMPLE_CNN_CAM_LAYER)(x)
-    x = layers.GlobalAveragePooling2D(name="gap")(x)
+    # Max pooling next to average pooling: a defect covers ~1 % of the part, and its evidence
+    # would be diluted to nothing by an average alone.
+    x = layers.Concatenate(name="pool")(
+        [layers.GlobalAveragePooling2D(name="gap")(x), layers.GlobalMaxPooling2D(name="gmp")(x)]
+    )
     x = layers.Dropout(dropout, name="dropout")(x)
     outputs = layers.Dense(num_classes, activation="softmax", name="predictions")(x)
     return keras.Model(inputs, outputs, name="simple_cnn")

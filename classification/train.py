@@ -24,7 +24,7 @@ from classification.metrics import classification_report, format_report
 from classification.models import MODEL_NAMES, WEIGHTS, build_model, cam_layer_name
 from classification.predict import cam_targets
 from classification.splits import classifier_splits
-from store import create_run_dir, write_history, write_metrics, write_run_info
+from store import RunError, create_run_dir, write_history, write_metrics, write_run_info
 from store.tracking import add_wandb_argument, start_tracking
 
 log = logging.getLogger(__name__)
@@ -39,7 +39,7 @@ class TrainConfig:
     data: str
     model: str = "simple_cnn"
     aug: str = "basic"
-    epochs: int = 12
+    epochs: int = 15
     batch_size: int = 32
     img_size: int = 160
     lr: float = 2e-3
@@ -48,7 +48,7 @@ class TrainConfig:
     wandb: bool = False
     weights: str = "none"
     val_split: float = 0.15
-    patience: int = 4
+    patience: int = 5
     jit_compile: bool = False
     # Skips tracing the train step: slower per step, but far quicker for tiny smoke runs of the
     # large backbones (tracing MobileNetV2 costs tens of seconds on a busy CPU).
@@ -94,7 +94,7 @@ def _class_setup(spec: Any) -> tuple[list[str], str]:
             "add a folder of normal (ok*/good/normal) and one of defective images"
         )
     normal = spec.normal_class
-    if normal is None:
+    if not normal:
         normal = class_names[0]
         log.warning(
             "no normal class (ok*/good/normal) in %s: treating %r as normal", spec.root, normal
@@ -352,7 +352,7 @@ def main(argv: list[str] | None = None) -> int:
     config = TrainConfig(**{k: v for k, v in vars(args).items()})
     try:
         train(config)
-    except ValueError as exc:
+    except (ValueError, RunError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     return 0
