@@ -1,9 +1,10 @@
 """Post-processing, separate from the model: error maps, image scores and thresholds.
 
-Pipeline per image, at model resolution: reconstruction error (squared error and/or 1 - SSIM)
--> Gaussian smoothing -> optional normalisation by the per-pixel mean and spread of good parts
-(so places that are always hard to rebuild, like vane edges, stop dominating) -> optional part
-mask (background clutter cannot raise an alarm) -> image score = mean of the top-k % pixels.
+Pipeline per image, at model resolution: reconstruction error (squared error and/or 1 - SSIM),
+or for DRAEM runs (map "mask") the discriminative network's anomaly mask -> Gaussian smoothing
+-> optional normalisation by the per-pixel mean and spread of good parts (so places that are
+always hard to rebuild, like vane edges, stop dominating) -> optional part mask (background
+clutter cannot raise an alarm) -> image score = mean of the top-k % pixels.
 The decision rule everywhere is `score > threshold` -> anomalous.
 """
 
@@ -20,7 +21,8 @@ import numpy as np
 
 log = logging.getLogger(__name__)
 
-MAP_KINDS = ("mse", "ssim", "mse+ssim")
+MAP_KINDS = ("mse", "ssim", "mse+ssim", "mask")
+ERROR_KINDS = ("mse", "ssim", "mse+ssim")
 THRESHOLD_METHODS = ("percentile", "f1")
 STATS_FILE = "error_stats.npy"
 SCORE_NAME = "top_k_mean"
@@ -89,8 +91,8 @@ def error_maps(images: np.ndarray, recon: np.ndarray, kind: str = "mse+ssim") ->
     x, r = _as_stack(images), _as_stack(recon)
     if x.shape != r.shape:
         raise ScoringError(f"images {x.shape} and reconstructions {r.shape} differ in shape")
-    if kind not in MAP_KINDS:
-        raise ScoringError(f"unknown map kind {kind!r}; choose one of {MAP_KINDS}")
+    if kind not in ERROR_KINDS:
+        raise ScoringError(f"unknown error map kind {kind!r}; choose one of {ERROR_KINDS}")
     out = np.zeros_like(x)
     if kind in ("mse", "mse+ssim"):
         weight = _MSE_WEIGHT if kind == "mse+ssim" else 1.0
@@ -192,10 +194,23 @@ def anomaly_maps(
     recon: np.ndarray,
     config: ScoreConfig,
     stats: ErrorStats | None = None,
+    masks: np.ndarray | None = None,
 ) -> np.ndarray:
-    """Final anomaly maps (N, S, S): error -> smoothing -> normalisation -> part mask."""
+    """Final anomaly maps (N, S, S): error (or DRAEM mask) -> smoothing -> normalisation ->
+    part mask."""
     x = _as_stack(images)
-    maps = smooth(error_maps(x, recon, config.map), config.sigma)
+    if config.map == "mask":
+        if masks is None:
+            raise ScoringError(
+                "map kind 'mask' scores a DRAEM model's anomaly mask, but none was given; "
+                "use AnomalyDetector.score_arrays, which runs the model"
+            )
+        masks = _as_stack(masks)
+        if masks.shape != x.shape:
+            raise ScoringError(f"images {x.shape} and masks {masks.shape} differ in shape")
+        maps = smooth(masks, config.sigma)
+    else:
+        maps = smooth(error_maps(x, recon, config.map), config.sigma)
     if config.normalize:
         if stats is None:
             raise ScoringError("config.normalize is on but no per-pixel ErrorStats were given")
@@ -260,7 +275,10 @@ def is_anomalous(scores: Sequence[float] | np.ndarray, threshold: float) -> np.n
 
 @dataclass
 class AnomalyDetector:
-    """A trained autoencoder plus the post-processing a run recorded; scores prepared images."""
+    """A trained autoencoder (plain or DRAEM) plus the post-processing a run recorded.
+
+    A DRAEM model has two outputs (reconstruction, anomaly mask); a plain one only the first.
+    """
 
     model: Any
     preprocess: Any
@@ -294,21 +312,38 @@ class AnomalyDetector:
             threshold=run.info.get("threshold"),
         )
 
-    def reconstruct(self, x: np.ndarray) -> np.ndarray:
-        """Reconstructions (N, S, S) of prepared images (N, S, S, 1) in [0, 1]."""
+    @property
+    def is_draem(self) -> bool:
+        return len(getattr(self.model, "outputs", None) or [None]) == 2
+
+    def predict(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        """(reconstructions (N, S, S), DRAEM anomaly masks (N, S, S) or None) of prepared
+        images (N, S, S, 1) in [0, 1]."""
         x = np.asarray(x, dtype=np.float32)
         if x.ndim == 3:
             x = x[..., None]
-        parts = [
-            np.asarray(self.model(x[i : i + self.batch_size], training=False))
-            for i in range(0, len(x), self.batch_size)
-        ]
-        return np.concatenate(parts)[..., 0] if parts else np.zeros(x.shape[:3], np.float32)
+        recons, masks = [], []
+        # the compiled predict step (faster on CPU than an eager call, see inspection/)
+        for i in range(0, len(x), self.batch_size):
+            out = self.model.predict_on_batch(x[i : i + self.batch_size])
+            if isinstance(out, (list, tuple)):
+                recons.append(np.asarray(out[0])[..., 0])
+                masks.append(np.asarray(out[1])[..., 0])
+            else:
+                recons.append(np.asarray(out)[..., 0])
+        if not recons:
+            empty = np.zeros(x.shape[:3], np.float32)
+            return empty, (empty.copy() if self.is_draem else None)
+        return np.concatenate(recons), (np.concatenate(masks) if masks else None)
+
+    def reconstruct(self, x: np.ndarray) -> np.ndarray:
+        """Reconstructions (N, S, S) of prepared images (N, S, S, 1) in [0, 1]."""
+        return self.predict(x)[0]
 
     def score_arrays(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(scores (N,), maps (N, S, S), reconstructions (N, S, S)) for prepared images."""
-        recon = self.reconstruct(x)
-        maps = anomaly_maps(x, recon, self.config, self.stats)
+        recon, masks = self.predict(x)
+        maps = anomaly_maps(x, recon, self.config, self.stats, masks)
         return top_k_mean(maps, self.config.top_k), maps, recon
 
     def decide(self, scores: np.ndarray) -> np.ndarray:

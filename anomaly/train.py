@@ -1,11 +1,17 @@
 """Train the autoencoder on good parts, calibrate scoring on held-out good parts, save the run.
 
-python anomaly/train.py --data DIR --name RUN [--img-size 128] [--epochs 30] [--loss mse+ssim]
+python anomaly/train.py --data DIR --name RUN [--model ae|draem] [--img-size 128] [--epochs 30]
+
+--model ae: a plain convolutional autoencoder; the map is its reconstruction error.
+--model draem: DRAEM-lite (reconstructive autoencoder + discriminative U-Net) trained on good
+images carrying simulated defects (anomaly.pseudo_defects); the map is the segmented mask.
+Neither ever sees a real defect while learning.
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import logging
 import time
 from collections.abc import Sequence
@@ -19,9 +25,11 @@ import numpy as np
 import store
 from anomaly.evaluate import evaluate_detector
 from anomaly.inputs import expand_image_args
-from anomaly.model import LOSSES, build_autoencoder, get_loss
+from anomaly.model import LOSSES, MODELS, build_autoencoder, build_draem, focal_dice_loss, get_loss
 from anomaly.normal_set import TrainingSetError, select_training_paths
+from anomaly.pseudo_defects import PseudoDefectConfig, corrupt_batch
 from anomaly.scoring import (
+    MAP_KINDS,
     STATS_FILE,
     THRESHOLD_METHODS,
     AnomalyDetector,
@@ -30,6 +38,7 @@ from anomaly.scoring import (
     ScoringError,
     error_maps,
     f1_optimal_threshold,
+    part_mask,
     percentile_threshold,
     smooth,
 )
@@ -46,22 +55,30 @@ class TrainConfig:
 
     data: str
     name: str
+    model: str = "ae"
     img_size: int = 128
     epochs: int = 30
     latent_dim: int = 8
     filters: tuple[int, ...] = (16, 32, 64)
+    seg_filters: tuple[int, ...] = (16, 32, 64)
     loss: str = "mse+ssim"
     batch_size: int = 16
+    steps: int | None = None
+    time_limit: float | None = None
+    defect_prob: float = 0.8
+    max_defects: int = 3
+    min_area: float = 0.0004
+    max_area: float = 0.02
     lr: float = 1e-3
     patience: int = 5
     seed: int = 0
     calib_frac: float = 0.2
     threshold: str = "percentile"
     percentile: float = 99.0
-    top_k: float = 0.3
-    map: str = "mse"
+    top_k: float | None = None
+    map: str | None = None
     sigma: float | None = None
-    normalize: bool = True
+    normalize: bool | None = None
     part_mask: bool = True
     crop: float = 1.0
     clahe: bool = False
@@ -166,6 +183,124 @@ def calibrate(
     return info
 
 
+def pseudo_defect_batches(
+    x: np.ndarray,
+    regions: np.ndarray,
+    batch_size: int,
+    defects: PseudoDefectConfig,
+    seed: int,
+):
+    """Endless batches of good images (random 90-degree turns and flips) carrying simulated
+    defects, as (corrupted, (clean, mask)); batch b is seeded by (seed, b), so runs repeat."""
+    for b in itertools.count():
+        rng = np.random.default_rng([seed, b])
+        pick = rng.integers(0, len(x), batch_size)
+        clean, reg = x[pick].copy(), regions[pick].copy()
+        for i in range(len(pick)):
+            k, flip = int(rng.integers(4)), bool(rng.integers(2))
+            clean[i], reg[i] = np.rot90(clean[i], k), np.rot90(reg[i], k)
+            if flip:
+                clean[i], reg[i] = clean[i][:, ::-1], reg[i][:, ::-1]
+        corrupted, masks = corrupt_batch(clean, rng, defects, reg)
+        yield corrupted, (clean, masks)
+
+
+def _as_dataset(batches, img_size: int):
+    import tensorflow as tf
+
+    spec = tf.TensorSpec((None, img_size, img_size, 1), tf.float32)
+    return tf.data.Dataset.from_generator(
+        lambda: batches, output_signature=(spec, (spec, spec))
+    ).prefetch(2)
+
+
+class TimeLimit(keras.callbacks.Callback):
+    """Stops training after `seconds` of wall time (checked at the end of each epoch)."""
+
+    def __init__(self, seconds: float) -> None:
+        super().__init__()
+        self.seconds = seconds
+        self.started = time.perf_counter()
+        self.stopped_epoch: int | None = None
+
+    def on_train_begin(self, logs=None) -> None:
+        self.started = time.perf_counter()
+
+    def on_epoch_end(self, epoch: int, logs=None) -> None:
+        if time.perf_counter() - self.started > self.seconds:
+            self.stopped_epoch = epoch
+            self.model.stop_training = True
+            log.info("time limit of %.0f s reached after epoch %d", self.seconds, epoch + 1)
+
+
+def _regions(x: np.ndarray) -> np.ndarray:
+    return np.stack([part_mask(img) for img in x])
+
+
+def _fit(config: TrainConfig, x_train: np.ndarray, x_val: np.ndarray, callbacks: list):
+    """Build and fit the chosen model; returns (model, keras History)."""
+    if config.model == "ae":
+        model = build_autoencoder(config.img_size, config.latent_dim, tuple(config.filters))
+        model.compile(optimizer=keras.optimizers.Adam(config.lr), loss=get_loss(config.loss))
+        history = model.fit(
+            x_train,
+            x_train,
+            validation_data=(x_val, x_val),
+            epochs=config.epochs,
+            batch_size=config.batch_size,
+            shuffle=True,
+            callbacks=callbacks,
+            verbose="auto",
+        )
+        return model, history
+    defects = PseudoDefectConfig(
+        probability=config.defect_prob,
+        min_area=config.min_area,
+        max_area=config.max_area,
+        max_defects=config.max_defects,
+    )
+    model = build_draem(
+        config.img_size, config.latent_dim, tuple(config.filters), tuple(config.seg_filters)
+    )
+    model.compile(
+        optimizer=keras.optimizers.Adam(config.lr),
+        loss=[get_loss(config.loss), focal_dice_loss],
+    )
+    steps = config.steps or max(1, int(np.ceil(len(x_train) / config.batch_size)))
+    batches = _as_dataset(
+        pseudo_defect_batches(x_train, _regions(x_train), config.batch_size, defects, config.seed),
+        config.img_size,
+    )
+    # a fixed validation set: the same simulated defects on held-out good images every epoch
+    val_rng = np.random.default_rng([config.seed, 1_000_003])
+    x_val_bad, val_masks = corrupt_batch(x_val, val_rng, defects, _regions(x_val))
+    history = model.fit(
+        batches,
+        steps_per_epoch=steps,
+        validation_data=(x_val_bad, (x_val, val_masks)),
+        epochs=config.epochs,
+        callbacks=callbacks,
+        verbose="auto",
+    )
+    return model, history
+
+
+def _resolve_scoring(config: TrainConfig) -> ScoreConfig:
+    """Post-processing defaults per model (chosen on train-split data, see the notes)."""
+    draem = config.model == "draem"
+    sigma = config.sigma if config.sigma is not None else config.img_size / 64
+    map_kind = config.map or ("mask" if draem else "mse")
+    if draem and map_kind != "mask":
+        raise ScoringError(f"--model draem scores its anomaly mask; --map {map_kind} is for ae")
+    if not draem and map_kind == "mask":
+        raise ScoringError("--map mask needs --model draem (a plain autoencoder has no mask)")
+    normalize = config.normalize if config.normalize is not None else not draem
+    top_k = config.top_k if config.top_k is not None else (0.1 if draem else 0.3)
+    return ScoreConfig(
+        map=map_kind, sigma=sigma, top_k=top_k, normalize=normalize, part_mask=config.part_mask
+    )
+
+
 def train(config: TrainConfig) -> Path:
     """Train, calibrate, evaluate (when the data has a test split) and save; returns the run."""
     started = time.perf_counter()
@@ -173,15 +308,10 @@ def train(config: TrainConfig) -> Path:
     spec = discover(config.data)
     requested = expand_image_args(config.images) if config.images else None
     good = split_good(select_training_paths(spec, requested), config.calib_frac, config.seed)
+    if config.model not in MODELS:
+        raise ScoringError(f"unknown model {config.model!r}; choose one of {', '.join(MODELS)}")
     preprocess = Preprocess(size=config.img_size, crop=config.crop, clahe=config.clahe)
-    sigma = config.sigma if config.sigma is not None else config.img_size / 64
-    score_config = ScoreConfig(
-        map=config.map,
-        sigma=sigma,
-        top_k=config.top_k,
-        normalize=config.normalize,
-        part_mask=config.part_mask,
-    )
+    score_config = _resolve_scoring(config)
     labelled = _labelled_for_f1(spec, good.threshold) if config.threshold == "f1" else None
     x_train = _load(good.train, preprocess, "training")
     x_stats = _load(good.stats, preprocess, "calibration")
@@ -199,26 +329,19 @@ def train(config: TrainConfig) -> Path:
     tracker = start_tracking(
         config.wandb, run_dir.name, asdict(config), run_dir, job_type="train-autoencoder"
     )
-    model = build_autoencoder(config.img_size, config.latent_dim, tuple(config.filters))
-    model.compile(optimizer=keras.optimizers.Adam(config.lr), loss=get_loss(config.loss))
-    callbacks = [
+    callbacks: list = [
         keras.callbacks.EarlyStopping(
             monitor="val_loss", patience=config.patience, restore_best_weights=True
         )
     ]
+    if config.time_limit:
+        callbacks.append(TimeLimit(config.time_limit))
     epoch_logger = tracker.keras_callback()
     if epoch_logger is not None:
         callbacks.append(epoch_logger)
-    history = model.fit(
-        x_train,
-        x_train,
-        validation_data=(x_stats, x_stats),
-        epochs=config.epochs,
-        batch_size=config.batch_size,
-        shuffle=True,
-        callbacks=callbacks,
-        verbose="auto",
-    )
+    fit_started = time.perf_counter()
+    model, history = _fit(config, x_train, x_stats, callbacks)
+    fit_seconds = time.perf_counter() - fit_started
     model.save(run_dir / "model.keras")
     store.write_history(run_dir, history.history)
 
@@ -234,7 +357,7 @@ def train(config: TrainConfig) -> Path:
     epochs_run = len(history.history["loss"])
     info = {
         "kind": "autoencoder",
-        "model": "conv_autoencoder",
+        "model": "draem" if config.model == "draem" else "conv_autoencoder",
         "img_size": config.img_size,
         "latent_dim": config.latent_dim,
         "filters": list(config.filters),
@@ -260,10 +383,22 @@ def train(config: TrainConfig) -> Path:
         "epochs_run": epochs_run,
         "batch_size": config.batch_size,
         "lr": config.lr,
+        "fit_seconds": round(fit_seconds, 1),
         "train_seconds": round(time.perf_counter() - started, 1),
         "summary": summary,
         "wandb": tracker.info(),
     }
+    if config.model == "draem":
+        info["draem"] = {
+            "seg_filters": list(config.seg_filters),
+            "steps_per_epoch": config.steps,
+            "pseudo_defects": {
+                "probability": config.defect_prob,
+                "max_defects": config.max_defects,
+                "min_area": config.min_area,
+                "max_area": config.max_area,
+            },
+        }
     store.write_run_info(run_dir, info)
     if metrics:
         store.write_metrics(run_dir, metrics)
@@ -282,6 +417,12 @@ def build_parser() -> argparse.ArgumentParser:
         nargs="+",
         help="train on exactly these files/folders (each must be a good part of --data)",
     )
+    p.add_argument(
+        "--model",
+        choices=MODELS,
+        default=d.model,
+        help="ae: plain autoencoder; draem: autoencoder + segmentation net on simulated defects",
+    )
     p.add_argument("--img-size", type=int, default=d.img_size)
     p.add_argument("--epochs", type=int, default=d.epochs)
     p.add_argument("--latent-dim", type=int, default=d.latent_dim, help="bottleneck channels")
@@ -291,6 +432,20 @@ def build_parser() -> argparse.ArgumentParser:
         default=d.filters,
         help="encoder widths, comma-separated (each halves the image): e.g. 16,32,64,64",
     )
+    p.add_argument(
+        "--seg-filters",
+        type=lambda text: tuple(int(v) for v in text.split(",")),
+        default=d.seg_filters,
+        help="draem: U-Net widths of the discriminative network, comma-separated",
+    )
+    p.add_argument("--steps", type=int, default=None, help="draem: batches per epoch")
+    p.add_argument(
+        "--time-limit", type=float, default=None, help="stop after this many seconds of training"
+    )
+    p.add_argument("--defect-prob", type=float, default=d.defect_prob, help="draem")
+    p.add_argument("--max-defects", type=int, default=d.max_defects, help="draem: per image")
+    p.add_argument("--min-area", type=float, default=d.min_area, help="draem: pseudo-defect")
+    p.add_argument("--max-area", type=float, default=d.max_area, help="draem: pseudo-defect")
     p.add_argument("--loss", choices=LOSSES, default=d.loss)
     p.add_argument("--batch-size", type=int, default=d.batch_size)
     p.add_argument("--lr", type=float, default=d.lr)
@@ -304,10 +459,23 @@ def build_parser() -> argparse.ArgumentParser:
         help="percentile of held-out good scores, or F1 optimum over labelled defects",
     )
     p.add_argument("--percentile", type=float, default=d.percentile)
-    p.add_argument("--top-k", type=float, default=d.top_k, help="%% of pixels in the score")
-    p.add_argument("--map", choices=("mse", "ssim", "mse+ssim"), default=d.map)
+    p.add_argument(
+        "--top-k", type=float, default=None, help="%% of pixels in the score (ae 0.3, draem 0.1)"
+    )
+    p.add_argument(
+        "--map",
+        choices=MAP_KINDS,
+        default=None,
+        help="ae: mse (default), ssim, mse+ssim; draem: mask",
+    )
     p.add_argument("--sigma", type=float, default=None, help="smoothing (default img_size/64)")
-    p.add_argument("--no-normalize", dest="normalize", action="store_false")
+    p.add_argument(
+        "--no-normalize",
+        dest="normalize",
+        action="store_false",
+        default=None,
+        help="skip per-pixel normalisation (on by default for ae, off for draem)",
+    )
     p.add_argument("--no-part-mask", dest="part_mask", action="store_false")
     p.add_argument("--crop", type=float, default=d.crop)
     p.add_argument("--clahe", action="store_true")

@@ -39,7 +39,7 @@ def test_the_mask_is_exactly_the_set_of_visibly_changed_pixels(seed):
     assert mask.any()
     assert np.all(changed[mask == 0] == 0)
     assert np.all(changed[mask == 1] > config.min_change)
-    assert out.dtype == np.float32 and 0 <= out.min() and out.max() <= 1
+    assert out.dtype == np.float32 and out.min() >= 0 and out.max() <= 1
 
 
 def test_mask_areas_stay_within_the_configured_range():
