@@ -20,7 +20,7 @@ from synthetic.impeller import build_scene, develop, expose
 log = logging.getLogger(__name__)
 
 DEFECT_TYPES: tuple[str, ...] = ("blowhole", "pinhole", "burr", "shrinkage", "scratch", "edge_chip")
-DEFAULT_CONTRAST = 1.0
+DEFAULT_CONTRAST = 1.5
 # A pixel belongs to the mask when the defect moved it by at least this many grey levels.
 MASK_THRESHOLD = 3.0
 MIN_COMPONENT_PIXELS = 3

@@ -26,13 +26,20 @@ from synthetic.impeller import (
     wavy_path,
 )
 
+# Defect dimensions relative to the part: tuned so the demo classifier lands between 97 and
+# 99.7 % test accuracy rather than at chance (smaller) or at 100 % after one epoch (larger).
+SIZE = 2.2
+
 
 def _window(geo: Geometry, x: float, y: float, pad: float) -> tuple[slice, slice]:
     pad = int(np.ceil(pad))
-    return (
-        slice(max(int(y) - pad, 0), min(int(y) + pad + 1, geo.size)),
-        slice(max(int(x) - pad, 0), min(int(x) + pad + 1, geo.size)),
-    )
+
+    def span(c: float) -> slice:
+        # Clamped to the image, and empty (never negative) when the centre lies off it.
+        start = min(max(int(c) - pad, 0), geo.size)
+        return slice(start, max(min(int(c) + pad + 1, geo.size), start))
+
+    return span(y), span(x)
 
 
 def _local_coords(window: tuple[slice, slice], x: float, y: float):
@@ -62,7 +69,7 @@ def _pit(surface: Surface, geo: Geometry, rng, x, y, radius, contrast, allowed) 
 
 def blowhole(surface: Surface, geo: Geometry, rng: np.random.Generator, contrast: float) -> None:
     """A cluster of two to six round pits a few pixels across."""
-    s, allowed = geo.scale, np.isin(geo.zone, SURFACE_ZONES)
+    s, allowed = geo.scale * SIZE, np.isin(geo.zone, SURFACE_ZONES)
     cx, cy = random_point(rng, allowed)
     spread = rng.uniform(3, 10) * s
     for _ in range(rng.integers(2, 7)):
@@ -72,7 +79,7 @@ def blowhole(surface: Surface, geo: Geometry, rng: np.random.Generator, contrast
 
 def pinhole(surface: Surface, geo: Geometry, rng: np.random.Generator, contrast: float) -> None:
     """Scattered porosity: many pits about a pixel wide over a small area."""
-    s, allowed = geo.scale, np.isin(geo.zone, SURFACE_ZONES)
+    s, allowed = geo.scale * SIZE, np.isin(geo.zone, SURFACE_ZONES)
     cx, cy = random_point(rng, allowed)
     spread = rng.uniform(7, 18) * s
     for _ in range(rng.integers(8, 21)):
@@ -84,7 +91,7 @@ def pinhole(surface: Surface, geo: Geometry, rng: np.random.Generator, contrast:
 
 def burr(surface: Surface, geo: Geometry, rng: np.random.Generator, contrast: float) -> None:
     """Flash left on an edge: a thin, bright, jagged fin past the rim, the hub or into the bore."""
-    s, heights = geo.scale, geo.heights
+    s, heights = geo.scale * SIZE, geo.heights
     edge = rng.choice(["rim", "hub", "bore"], p=[0.55, 0.3, 0.15])
     r_edge, outward, fin_height = {
         "rim": (geo.radius, 1.0, heights[RIM] * rng.uniform(0.4, 0.7)),
@@ -114,7 +121,7 @@ def burr(surface: Surface, geo: Geometry, rng: np.random.Generator, contrast: fl
 
 def shrinkage(surface: Surface, geo: Geometry, rng: np.random.Generator, contrast: float) -> None:
     """An irregular dark cavity with a network of fine cracks running out of it."""
-    s, shape = geo.scale, geo.rr.shape
+    s, shape = geo.scale * SIZE, geo.rr.shape
     allowed = np.isin(geo.zone, (PLATE, VANE, RIM))
     x, y = random_point(rng, allowed)
     a = rng.uniform(3.0, 8.0) * s
@@ -157,7 +164,7 @@ def _crack(canvas, rng, start, heading, length, s, depth) -> None:
 
 def scratch(surface: Surface, geo: Geometry, rng: np.random.Generator, contrast: float) -> None:
     """A thin groove from handling, brighter or darker than the metal around it."""
-    s = geo.scale
+    s = geo.scale * SIZE
     allowed = np.isin(geo.zone, SURFACE_ZONES)
     x, y = random_point(rng, allowed)
     points = wavy_path(rng, x, y, rng.uniform(35, 110) * s, rng.uniform(-8, 8) * s)
@@ -178,7 +185,7 @@ def scratch(surface: Surface, geo: Geometry, rng: np.random.Generator, contrast:
 
 def edge_chip(surface: Surface, geo: Geometry, rng: np.random.Generator, contrast: float) -> None:
     """A bite broken out of the outer rim, leaving a rough fracture face."""
-    s = geo.scale
+    s = geo.scale * SIZE
     radius = rng.uniform(5, 12) * s * np.sqrt(contrast)
     angle = rng.uniform(-np.pi, np.pi)
     reach = geo.radius - rng.uniform(0.1, 0.5) * radius
