@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from anomaly.scoring import AnomalyDetector, anomaly_maps, top_k_mean
+from anomaly.scoring import AnomalyDetector
 from classification.predict import cam_targets
 from explain import cam_to_boxes, compute_cams
 from imaging import Preprocess, read_image
@@ -149,15 +149,8 @@ class Inspector:
         return rows
 
     def _anomaly_scores(self, x: np.ndarray) -> np.ndarray:
-        """AnomalyDetector.score_arrays' scores, reconstructing with one compiled call per chunk.
-
-        predict_on_batch runs the model's compiled predict step: on CPU about 1.5x faster than
-        the eager call score_arrays makes, and the autoencoder is the slowest stage here.
-        """
-        detector = self.detector
-        recon = np.asarray(detector.model.predict_on_batch(x), dtype=np.float32)[..., 0]
-        maps = anomaly_maps(x, recon, detector.config, detector.stats)
-        return top_k_mean(maps, detector.config.top_k)
+        """The autoencoder's image scores (either model kind) for one prepared chunk."""
+        return self.detector.score_arrays(x)[0]
 
     def _row(
         self, shape: tuple[int, int], p: np.ndarray, target: int, cam: np.ndarray, score: float
