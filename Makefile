@@ -30,9 +30,21 @@ browser:
 test: install browser
 	$(PY) -m pytest -n 2 --dist loadfile
 
+# Demo data and runs: the committed weights/demo_* and samples/ are rebuilt by this target.
+DEMO_RECIPES ?= basic noise heavy crop
+DEMO_CLS_ARGS ?= --model simple_cnn --img-size 160 --epochs 30 --patience 8 --lr 1e-3 --seed 0
+
 demo: install
-	$(PY) -m synthetic casting --out data/casting --n 2000 --seed 0
-	$(PY) -m synthetic melting --out data/melting.csv --seed 0
+	$(PY) -m synthetic casting --out data/casting --n 2000 --seed 0 --overwrite
+	$(PY) -m synthetic casting --out samples/casting --n 48 --seed 1 --overwrite
+	$(PY) -m synthetic melting --out data/melting.csv --rows 300000 --seed 0
+	rm -rf weights/demo_*
+	for aug in $(DEMO_RECIPES); do \
+		$(PY) classification/train.py --data data/casting --aug $$aug --name demo_$$aug $(DEMO_CLS_ARGS) || exit 1; \
+	done
+	$(PY) anomaly/train.py --data data/casting --name demo_anomaly --model draem --epochs 60 --steps 25 --patience 60 --time-limit 300
+	$(PY) meltingtank/train.py --csv data/melting.csv --name demo_lstm --epochs 15 --patience 4 --batch-size 256
+	$(PY) -m synthetic sheet --out docs/images/synthetic_casting.png
 
 lint: install
 	$(VENV)/bin/ruff check .
