@@ -32,7 +32,9 @@ def _noise() -> A.BasicTransform:
 
 
 def _flips() -> list[A.BasicTransform]:
-    return [A.HorizontalFlip(p=0.5), A.VerticalFlip(p=0.5)]
+    # A part seen from above has no preferred orientation: the flips and quarter turns
+    # together give all eight symmetries of the square.
+    return [A.HorizontalFlip(p=0.5), A.VerticalFlip(p=0.5), A.RandomRotate90(p=0.5)]
 
 
 @dataclass(frozen=True)
@@ -93,10 +95,12 @@ RECIPES: dict[str, Recipe] = {
     r.name: r
     for r in (
         Recipe("basic", "resize + normalise only, no random transforms"),
-        Recipe("flip", "random horizontal and vertical flips (p=0.5 each)", _flips),
+        Recipe("flip", "random flips and quarter turns (p=0.5 each)", _flips),
         Recipe("noise", "one of Blur, AdvancedBlur, ISONoise (p=0.3)", lambda: [_noise()]),
         Recipe("clahe", "CLAHE contrast equalisation (p=0.3)", lambda: [A.CLAHE(p=0.3)]),
-        Recipe("heavy", "noise (p=0.3) + random flips", lambda: [_noise(), *_flips()]),
+        Recipe(
+            "heavy", "noise (p=0.3) + random flips and quarter turns", lambda: [_noise(), *_flips()]
+        ),
         Recipe(
             "crop",
             f"centre crop keeping {RIM_CROP:.0%} of the shorter side (cuts the rim), "
