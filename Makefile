@@ -32,7 +32,7 @@ test: install browser
 
 # Demo data and runs: the committed weights/demo_* and samples/ are rebuilt by this target.
 DEMO_RECIPES ?= basic noise heavy crop
-DEMO_CLS_ARGS ?= --model simple_cnn --img-size 160 --epochs 30 --patience 8 --lr 1e-3 --seed 0
+DEMO_CLS_ARGS ?= --model simple_cnn --img-size 160 --epochs 30 --patience 30 --lr 1e-3 --seed 0
 
 demo: install
 	$(PY) -m synthetic casting --out data/casting --n 2000 --seed 0 --overwrite

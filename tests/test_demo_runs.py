@@ -1,0 +1,82 @@
+"""The committed demo runs load and still reach the numbers recorded in their run.json.
+
+The demo data is regenerated from its seed (the generator is byte-deterministic), so a change
+to the generator, the preprocessing or the models that silently degrades the demo fails here.
+"""
+
+import numpy as np
+import pytest
+from sklearn.metrics import roc_auc_score
+
+import store
+from classification.predict import predict_images
+from imaging import discover
+from synthetic.writer import generate_casting_dataset
+
+DEMO_WEIGHTS = store.repo_root() / "weights"
+DEMO_RUNS = sorted(p.name for p in DEMO_WEIGHTS.glob("demo_*") if (p / "run.json").exists())
+CLASSIFIERS = [n for n in DEMO_RUNS if store.load_run(DEMO_WEIGHTS / n).kind == "classifier"]
+# Accuracy may move by one image between CPUs (float rounding near the decision boundary).
+TOLERANCE = 0.005
+
+pytestmark = pytest.mark.skipif(not DEMO_RUNS, reason="no demo runs committed (make demo)")
+
+
+@pytest.fixture(scope="module")
+def demo_spec(tmp_path_factory):
+    """The demo data set, regenerated exactly as `make demo` made it."""
+    root = tmp_path_factory.mktemp("demo") / "casting"
+    generate_casting_dataset(root, n=2000, seed=0)
+    return discover(root)
+
+
+@pytest.fixture(scope="module")
+def demo_test_split(demo_spec):
+    return demo_spec.split("test")
+
+
+def test_every_demo_kind_is_committed():
+    kinds = {store.load_run(DEMO_WEIGHTS / n).kind for n in DEMO_RUNS}
+    assert kinds == {"classifier", "autoencoder", "lstm"}
+    assert {"demo_basic", "demo_noise", "demo_heavy", "demo_crop"} <= set(DEMO_RUNS)
+
+
+def test_demo_data_matches_the_fingerprint_the_runs_were_trained_on(demo_spec):
+    for name in CLASSIFIERS:
+        recorded = store.load_run(DEMO_WEIGHTS / name).info["data"]["fingerprint"]
+        assert recorded == demo_spec.fingerprint()
+
+
+@pytest.mark.parametrize("name", CLASSIFIERS)
+def test_demo_classifier_keeps_its_recorded_test_accuracy(name, demo_test_split):
+    run = store.load_run(DEMO_WEIGHTS / name)
+    frame = predict_images(run, list(demo_test_split["path"]))
+    accuracy = float(np.mean(frame["predicted_class"].to_numpy() == demo_test_split["label"]))
+    assert accuracy == pytest.approx(run.info["summary"]["accuracy"], abs=TOLERANCE)
+
+
+def test_demo_autoencoder_keeps_its_recorded_image_auroc(demo_test_split):
+    from anomaly.scoring import score_images
+
+    (name,) = [n for n in DEMO_RUNS if store.load_run(DEMO_WEIGHTS / n).kind == "autoencoder"]
+    run = store.load_run(DEMO_WEIGHTS / name)
+    scores, _, _ = score_images(run, list(demo_test_split["path"]))
+    auroc = roc_auc_score(demo_test_split["is_defect"].astype(int), scores)
+    assert auroc == pytest.approx(run.info["summary"]["image_auroc"], abs=0.01)
+
+
+def test_demo_lstm_keeps_its_recorded_roc_auc_on_the_test_tail():
+    from meltingtank.predict import predict_series
+    from synthetic.melting import generate_series
+
+    (name,) = [n for n in DEMO_RUNS if store.load_run(DEMO_WEIGHTS / n).kind == "lstm"]
+    run = store.load_run(DEMO_WEIGHTS / name)
+    series = generate_series(300_000, seed=0)
+    tail = series.iloc[-int(len(series) * 0.15) :]
+    predictions = predict_series(run, tail)
+    complete = predictions["window_complete"].to_numpy()
+    assert len(predictions) == len(tail)
+    auroc = roc_auc_score(
+        (predictions["TAG"][complete] == "NG").astype(int), predictions["ng_probability"][complete]
+    )
+    assert auroc == pytest.approx(run.info["summary"]["roc_auc"], abs=0.02)
