@@ -22,7 +22,7 @@ if ref is None:
 recorded = ref.info.get("threshold")
 
 st.subheader("Scores over a data set", anchor=False)
-ds = choose_dataset(st.sidebar)
+ds = choose_dataset(st.sidebar, prefix="anomaly_")
 scores = labels = None
 if ds is not None:
     split = st.sidebar.selectbox(
