@@ -47,6 +47,16 @@ def no_runs_message(kind: str) -> None:
     )
 
 
+def _best(found: list[RunRef]) -> int:
+    """Start on the run with the best headline metric, so a newcomer sees the strongest model."""
+    summaries = [r.info.get("summary") or {} for r in found]
+    scores = [
+        next((float(s[k]) for k in ("accuracy", "image_auroc", "roc_auc") if k in s), 0.0)
+        for s in summaries
+    ]
+    return max(range(len(found)), key=lambda i: scores[i])
+
+
 def pick_run(kind: str) -> RunRef | None:
     """A sidebar selectbox of runs of one kind; the choice follows the user across pages."""
     found = runs(kind)
@@ -59,6 +69,7 @@ def pick_run(kind: str) -> RunRef | None:
     name = st.sidebar.selectbox(
         KIND_LABELS[kind],
         names,
+        index=_best(found),
         key=key,
         help=KIND_HELP[kind],
         persist_state="session",
