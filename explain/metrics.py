@@ -127,6 +127,23 @@ def mean_intensity(cam: np.ndarray) -> float:
     return float(_check(cam).mean())
 
 
+def disagreement(cams: Sequence[np.ndarray], size: int = 64) -> float:
+    """How differently several runs explain one image: mean over pairs of 1 - Pearson r.
+
+    Maps are compared at ``size`` x ``size`` so runs with different input sizes line up;
+    0 means identical patterns, 1 unrelated, 2 opposite. A flat map correlates as 0.
+    """
+    if len(cams) < 2:
+        return 0.0
+    flat = np.stack(
+        [cv2.resize(_check(c), (size, size), interpolation=cv2.INTER_AREA).ravel() for c in cams]
+    )
+    with np.errstate(invalid="ignore", divide="ignore"):
+        corr = np.nan_to_num(np.corrcoef(flat), nan=0.0)
+    pairs = np.triu_indices(len(cams), k=1)
+    return float(np.mean(1.0 - corr[pairs]))
+
+
 def deletion_insertion_auc(
     predict: Callable[[np.ndarray], np.ndarray],
     image: np.ndarray,

@@ -133,3 +133,17 @@ def test_localization_bundles_the_mask_measures():
 def test_mismatched_mask_names_the_fix():
     with pytest.raises(ExplainError, match="cam_to_original"):
         m.energy_inside(np.zeros((4, 4)), np.zeros((5, 5), bool))
+
+
+def test_disagreement_is_zero_for_identical_maps_and_two_for_opposite_ones():
+    ramp = np.tile(np.linspace(0, 1, 64, dtype=np.float32), (64, 1))
+    assert m.disagreement([ramp, ramp]) == pytest.approx(0.0, abs=1e-6)
+    assert m.disagreement([ramp, 1 - ramp]) == pytest.approx(2.0, abs=1e-6)
+    # Three maps: pairs (a, a) = 0, (a, 1-a) = 2, (a, 1-a) = 2 -> mean 4/3.
+    assert m.disagreement([ramp, ramp, 1 - ramp]) == pytest.approx(4 / 3, abs=1e-6)
+
+
+def test_disagreement_of_one_map_or_a_flat_pair_is_defined():
+    ramp = np.tile(np.linspace(0, 1, 32, dtype=np.float32), (32, 1))
+    assert m.disagreement([ramp]) == 0.0
+    assert m.disagreement([ramp, np.zeros_like(ramp)]) == pytest.approx(1.0)

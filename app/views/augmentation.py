@@ -1,6 +1,5 @@
 """Augmentation Comparison: the same images explained by runs trained under different recipes."""
 
-import cv2
 import numpy as np
 import pandas as pd
 import streamlit as st
@@ -11,6 +10,7 @@ from ui.resources import RunRef, cams
 from ui.sidebar import pick_runs
 
 from explain.evaluate import evaluate_image
+from explain.metrics import disagreement
 
 BOX_METRICS = ("energy_inside", "box_iou", "off_part_energy", "entropy", "blobs")
 TABLE_METRICS = (
@@ -79,16 +79,6 @@ def run_heatmaps(ref: RunRef) -> list[np.ndarray]:
 
 with st.spinner(f"Computing {len(refs) * len(picked)} heatmaps…"):
     heatmaps = {ref.name: run_heatmaps(ref) for ref in refs}
-
-
-def disagreement(maps: list[np.ndarray]) -> float:
-    """Mean over run pairs of 1 - Pearson correlation of two heatmaps (at 64 x 64)."""
-    if len(maps) < 2:
-        return 0.0
-    flat = np.stack([cv2.resize(m, (64, 64), interpolation=cv2.INTER_AREA).ravel() for m in maps])
-    corr = np.nan_to_num(np.corrcoef(flat), nan=0.0)
-    pairs = np.triu_indices(len(maps), k=1)
-    return float(np.mean(1.0 - corr[pairs]))
 
 
 scores = [disagreement([heatmaps[r.name][i] for r in refs]) for i in range(len(picked))]
