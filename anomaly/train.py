@@ -342,7 +342,7 @@ def train(config: TrainConfig) -> Path:
     fit_started = time.perf_counter()
     model, history = _fit(config, x_train, x_stats, callbacks)
     fit_seconds = time.perf_counter() - fit_started
-    model.save(run_dir / "model.keras")
+    store.save_model(run_dir, model)
     store.write_history(run_dir, history.history)
 
     detector = AnomalyDetector(model=model, preprocess=preprocess, config=score_config)

@@ -24,7 +24,14 @@ from classification.metrics import classification_report, format_report
 from classification.models import MODEL_NAMES, WEIGHTS, build_model, cam_layer_name
 from classification.predict import cam_targets
 from classification.splits import classifier_splits
-from store import RunError, create_run_dir, write_history, write_metrics, write_run_info
+from store import (
+    RunError,
+    create_run_dir,
+    save_model,
+    write_history,
+    write_metrics,
+    write_run_info,
+)
 from store.tracking import add_wandb_argument, start_tracking
 
 log = logging.getLogger(__name__)
@@ -247,7 +254,7 @@ def train(config: TrainConfig, verbose: int | str = "auto") -> Path:
             shuffle=False,  # the tf.data pipeline shuffles, seeded
         )
         train_seconds = time.perf_counter() - started
-        model.save(run_dir / "model.keras")
+        save_model(run_dir, model)
 
         probabilities = model.predict(dataset(test_items, False), verbose=0)
         y_test = labels_of(test_items)

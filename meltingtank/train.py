@@ -120,6 +120,7 @@ def fit_lstm(data: Prepared, args: argparse.Namespace, run_dir: Path, tracker):
     best_path = run_dir / store.runs.MODEL_FILE
     if best_path.exists():
         model = keras.saving.load_model(best_path, safe_mode=True, compile=False)
+    store.save_model(run_dir, model)
     return model, history.history
 
 

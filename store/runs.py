@@ -56,6 +56,18 @@ def create_run_dir(name: str, root: Path | None = None) -> Path:
             candidate = root / f"{name}-{n}"
 
 
+def save_model(run_dir: Path, model: Any) -> Path:
+    """Write model.keras for inference: weights and graph, no optimizer state (a third the size)."""
+    import keras
+
+    # Rebuilt from the layer graph alone: no compile config, so no training-only custom losses.
+    bare = keras.Model.from_config(model.get_config())
+    bare.set_weights(model.get_weights())
+    path = Path(run_dir) / MODEL_FILE
+    bare.save(path)
+    return path
+
+
 def provenance() -> dict[str, Any]:
     """Git commit, creation time and library versions, recorded in every run."""
     try:

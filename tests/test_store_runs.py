@@ -95,3 +95,19 @@ def test_run_json_is_plain_json_readable_without_defectlens():
     run_dir = store.create_run_dir("plain")
     store.write_run_info(run_dir, {"kind": "lstm", "scaler": {"min": np.array([0.0, 1.0])}})
     assert json.loads((run_dir / "run.json").read_text())["scaler"]["min"] == [0.0, 1.0]
+
+
+def test_saved_model_drops_optimizer_state_but_predicts_the_same():
+    model = _tiny_model()
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    x = np.random.default_rng(1).random((4, 8, 8, 1), dtype=np.float32)
+    model.fit(x, np.array([0, 1, 0, 1]), epochs=1, verbose=0)
+    full = store.create_run_dir("full") / "model.keras"
+    model.save(full)
+
+    path = store.save_model(store.create_run_dir("bare"), model)
+
+    assert path.stat().st_size < full.stat().st_size
+    loaded = keras.saving.load_model(path, safe_mode=True, compile=False)
+    assert getattr(loaded, "optimizer", None) is None
+    np.testing.assert_allclose(loaded.predict(x, verbose=0), model.predict(x, verbose=0))
