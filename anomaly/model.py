@@ -43,24 +43,37 @@ def build_autoencoder(
     everything blurred. Few channels keep it from learning the identity, so defects are not
     rebuilt.
     """
-    factor = 2 ** len(filters)
-    if img_size < factor or img_size % factor:
-        raise ModelConfigError(
-            f"img_size {img_size} must be a multiple of {factor} (the encoder halves it "
-            f"{len(filters)} times); try {max(factor, round(img_size / factor) * factor)}"
-        )
+    _check_sizes(img_size, latent_dim, filters=filters)
+    inputs = keras.Input((img_size, img_size, 1), name="image")
+    outputs = _reconstruct(inputs, filters, latent_dim, prefix="")
+    return keras.Model(inputs, outputs, name="conv_autoencoder")
+
+
+def _check_sizes(img_size: int, latent_dim: int, **widths: tuple[int, ...]) -> None:
+    """Each encoder halves the image once per width: the size must divide evenly."""
+    for name, layer_widths in widths.items():
+        factor = 2 ** len(layer_widths)
+        if img_size < factor or img_size % factor:
+            raise ModelConfigError(
+                f"img_size {img_size} must be a multiple of {factor} ({name} halves it "
+                f"{len(layer_widths)} times); try {max(factor, round(img_size / factor) * factor)}"
+            )
     if latent_dim < 1:
         raise ModelConfigError(f"latent_dim must be at least 1, got {latent_dim}")
-    inputs = keras.Input((img_size, img_size, 1), name="image")
+
+
+def _reconstruct(
+    inputs: keras.KerasTensor, filters: tuple[int, ...], latent_dim: int, prefix: str
+) -> keras.KerasTensor:
+    """The spatial-bottleneck encoder-decoder; its output layer is always `reconstruction`."""
     x = inputs
     for i, f in enumerate(filters, start=1):
-        x = _down(x, f, f"enc{i}")
-    x = layers.Conv2D(latent_dim, 1, name="latent")(x)
-    x = layers.LeakyReLU(0.2, name="latent_act")(x)
+        x = _down(x, f, f"{prefix}enc{i}")
+    x = layers.Conv2D(latent_dim, 1, name=f"{prefix}latent")(x)
+    x = layers.LeakyReLU(0.2, name=f"{prefix}latent_act")(x)
     for i, f in enumerate(reversed(filters), start=1):
-        x = _up(x, f, f"dec{i}")
-    outputs = layers.Conv2D(1, 3, padding="same", activation="sigmoid", name="reconstruction")(x)
-    return keras.Model(inputs, outputs, name="conv_autoencoder")
+        x = _up(x, f, f"{prefix}dec{i}")
+    return layers.Conv2D(1, 3, padding="same", activation="sigmoid", name="reconstruction")(x)
 
 
 def _unet_block(x: keras.KerasTensor, filters: int, name: str) -> keras.KerasTensor:
@@ -84,24 +97,9 @@ def build_draem(
     `reconstruction` (S, S, 1) and `anomaly_mask` (S, S, 1), both sigmoid. Trained on good images
     carrying simulated defects (`anomaly.pseudo_defects`); the mask is the anomaly map.
     """
-    for name, widths in (("filters", filters), ("seg_filters", seg_filters)):
-        factor = 2 ** len(widths)
-        if img_size < factor or img_size % factor:
-            raise ModelConfigError(
-                f"img_size {img_size} must be a multiple of {factor} ({name} halves it "
-                f"{len(widths)} times); try {max(factor, round(img_size / factor) * factor)}"
-            )
-    if latent_dim < 1:
-        raise ModelConfigError(f"latent_dim must be at least 1, got {latent_dim}")
+    _check_sizes(img_size, latent_dim, filters=filters, seg_filters=seg_filters)
     inputs = keras.Input((img_size, img_size, 1), name="image")
-    x = inputs
-    for i, f in enumerate(filters, start=1):
-        x = _down(x, f, f"rec_enc{i}")
-    x = layers.Conv2D(latent_dim, 1, name="rec_latent")(x)
-    x = layers.LeakyReLU(0.2, name="rec_latent_act")(x)
-    for i, f in enumerate(reversed(filters), start=1):
-        x = _up(x, f, f"rec_dec{i}")
-    recon = layers.Conv2D(1, 3, padding="same", activation="sigmoid", name="reconstruction")(x)
+    recon = _reconstruct(inputs, filters, latent_dim, prefix="rec_")
 
     x = layers.Concatenate(name="seg_input")([inputs, recon])
     skips = []
