@@ -107,8 +107,9 @@ def evaluate_detector(
             f1=float(f1_score(y_ok, pred, zero_division=0)),
             precision=float(precision_score(y_ok, pred, zero_division=0)),
             recall=float(recall_score(y_ok, pred, zero_division=0)),
-            confusion_matrix=confusion_matrix(y_ok, pred, labels=[False, True]).tolist(),
-            confusion_labels=["good", "defect"],
+            confusion_matrix=store.confusion_record(
+                confusion_matrix(y_ok, pred, labels=[False, True]), ["good", "defect"], "defect"
+            ),
             positive_class="defect",
         )
     metrics.update(_pixel_metrics(detector, items, maps, shapes))

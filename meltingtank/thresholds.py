@@ -1,7 +1,7 @@
 """Decision thresholds and the reference's quality table, with NG and with OK as positive class.
 
 Confusion matrices use the reference notebook's layout: rows are the true class, columns the
-predicted one, both in the order [NG, OK].
+predicted one, both in the order [NG, OK]; tables record them as store.confusion_record.
 """
 
 from __future__ import annotations
@@ -11,6 +11,8 @@ from typing import Any
 
 import numpy as np
 from sklearn.metrics import average_precision_score, precision_recall_curve, roc_auc_score
+
+import store
 
 log = logging.getLogger(__name__)
 
@@ -80,7 +82,7 @@ def table(y_ng: np.ndarray, prob: np.ndarray, threshold: float) -> dict[str, Any
         "ng_positive": _scores(ng_ng, ok_ng, ng_ok),
         "ok_positive": _scores(ok_ok, ng_ok, ok_ng),
         "accuracy": (ng_ng + ok_ok) / total if total else 0.0,
-        "confusion_matrix": cm,
+        "confusion_matrix": store.confusion_record(cm, LABELS, "NG"),
     }
 
 

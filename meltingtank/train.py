@@ -172,7 +172,8 @@ def summary_table(results: dict[str, dict[str, Any]]) -> str:
     for name, res in results.items():
         lines.append(
             f"{name}: threshold {res['threshold']:.4f} ({res['threshold_method']}), "
-            f"confusion [[NG->NG, NG->OK], [OK->NG, OK->OK]] = {res['confusion_matrix']}, "
+            f"confusion [[NG->NG, NG->OK], [OK->NG, OK->OK]] = "
+            f"{res['confusion_matrix']['matrix']}, "
             f"AP {res['average_precision'] or float('nan'):.3f}"
         )
     return "\n".join(lines)

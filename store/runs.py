@@ -10,6 +10,7 @@ import json
 import platform
 import re
 import subprocess
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from importlib import metadata
@@ -121,6 +122,44 @@ def write_run_info(run_dir: Path, info: dict[str, Any]) -> None:
 def write_metrics(run_dir: Path, metrics: dict[str, Any]) -> None:
     """Write metrics.json (test metrics, confusion matrix, ...)."""
     _write_json(Path(run_dir) / METRICS_FILE, metrics)
+
+
+def confusion_record(
+    matrix: Sequence[Sequence[int]], labels: Sequence[str], positive_class: str | None
+) -> dict[str, Any]:
+    """A confusion matrix as every trainer stores it in metrics.json.
+
+    Counts with rows the true class and columns the predicted one, both in `labels` order,
+    and the class counted as positive (for several defect classes it may be "any defect").
+    """
+    counts = [[int(v) for v in row] for row in matrix]
+    n = len(labels)
+    if len(counts) != n or any(len(row) != n for row in counts):
+        raise ValueError(f"confusion matrix must be {n} x {n} for labels {list(labels)}")
+    return {
+        "labels": [str(x) for x in labels],
+        "matrix": counts,
+        "rows": "true class",
+        "columns": "predicted class",
+        "positive_class": positive_class,
+    }
+
+
+def read_confusion(metrics: dict[str, Any], labels: Sequence[str] = ()) -> dict[str, Any] | None:
+    """The confusion record of a metrics.json section (see `confusion_record`), or None.
+
+    Older runs stored a bare list with the labels beside it (`confusion_labels`, or `labels`
+    for LSTM runs); it is converted, with `labels` (then indices) when none that fit were stored.
+    """
+    found = metrics.get("confusion_matrix")
+    if isinstance(found, dict):
+        return found if found.get("matrix") else None
+    if not found:
+        return None
+    names = metrics.get("confusion_labels") or metrics.get("labels") or labels
+    if len(names) != len(found):
+        names = [str(i) for i in range(len(found))]
+    return confusion_record(found, names, metrics.get("positive_class"))
 
 
 def write_history(run_dir: Path, history: pd.DataFrame | dict[str, list]) -> None:

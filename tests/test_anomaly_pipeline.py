@@ -12,11 +12,12 @@ import pandas as pd
 import pytest
 
 import store
-from anomaly.evaluate import binned_auroc, evaluate_run
+from anomaly.evaluate import binned_auroc, evaluate_detector, evaluate_run
 from anomaly.predict import main as predict_main
 from anomaly.predict import predict_files
 from anomaly.scoring import AnomalyDetector, score_images
-from imaging import ImageError
+from imaging import ImageError, discover
+from imaging.preprocess import Preprocess
 
 REPO = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.xdist_group("anomaly_tiny")
@@ -151,7 +152,55 @@ def test_evaluation_reports_image_and_pixel_auroc_and_f1(tiny):
     assert metrics["n_images"] == 8 and metrics["n_defective"] == 4
     for key in ("image_auroc", "pixel_auroc", "f1"):
         assert 0.0 <= metrics[key] <= 1.0
-    assert metrics["confusion_labels"] == ["good", "defect"]
+    cm = metrics["confusion_matrix"]
+    assert (cm["labels"], cm["positive_class"]) == (["good", "defect"], "defect")
+    assert [sum(row) for row in cm["matrix"]] == [4, 4]  # rows are the true class
+    assert "confusion_labels" not in metrics
+
+
+def test_training_writes_the_confusion_record_into_metrics_json(tiny):
+    _, run_dir, _ = tiny
+    metrics = store.load_run(run_dir).metrics
+    cm = metrics["confusion_matrix"]
+    assert {k: v for k, v in cm.items() if k != "matrix"} == {
+        "labels": ["good", "defect"],
+        "rows": "true class",
+        "columns": "predicted class",
+        "positive_class": "defect",
+    }
+    (_, _), (missed, caught) = cm["matrix"]
+    assert np.sum(cm["matrix"]) == metrics["n_images"] == 8
+    assert metrics["recall"] == pytest.approx(caught / (missed + caught))
+
+
+class _BrightnessDetector:
+    """Scores an image by its mean brightness; no masks, so no pixel AUROC."""
+
+    threshold = 100 / 255
+    preprocess = Preprocess(size=8)
+
+    def score_arrays(self, x):
+        return x.mean(axis=(1, 2, 3)), x[..., 0], x[..., 0]
+
+
+def test_evaluation_confusion_matrix_by_hand(tmp_path):
+    values = {"ok_front": [10, 50, 200], "def_front": [30, 220]}
+    for label, levels in values.items():
+        (tmp_path / "test" / label).mkdir(parents=True)
+        for i, level in enumerate(levels):
+            cv2.imwrite(
+                str(tmp_path / "test" / label / f"{i}.png"), np.full((8, 8), level, np.uint8)
+            )
+    metrics = evaluate_detector(_BrightnessDetector(), discover(tmp_path))
+    # flagged above 100: good 10, 50 pass and 200 is flagged; defect 30 is missed, 220 caught
+    assert metrics["confusion_matrix"] == {
+        "labels": ["good", "defect"],
+        "matrix": [[2, 1], [1, 1]],
+        "rows": "true class",
+        "columns": "predicted class",
+        "positive_class": "defect",
+    }
+    assert (metrics["precision"], metrics["recall"]) == (0.5, 0.5)
 
 
 def test_binned_auroc_matches_the_exact_value():

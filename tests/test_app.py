@@ -8,6 +8,7 @@ small synthetic casting data set. It is built once per module (about a minute on
 from __future__ import annotations
 
 import io
+import json
 import os
 from pathlib import Path
 
@@ -94,6 +95,12 @@ def image_urls(at: AppTest) -> list[str]:
     return [url for img in at.image for url in img.value]
 
 
+def heatmaps(at: AppTest) -> list[dict]:
+    """The heatmap traces (confusion matrices) of the page's Plotly charts."""
+    specs = [json.loads(chart.proto.spec) for chart in at.get("plotly_chart")]
+    return [t for spec in specs for t in spec["data"] if t.get("type") == "heatmap"]
+
+
 def png(value: int = 128, size: int = 96) -> bytes:
     from PIL import Image
 
@@ -132,12 +139,23 @@ def test_experiments_compares_classifiers_and_switches_kind(app):
     assert list(at.dataframe[0].value["run"]) == ["tiny_lstm"]
 
 
+LABELS = {
+    "classifier": ["ok_front", "def_front"],
+    "autoencoder": ["good", "defect"],
+    "lstm": ["NG", "OK"],
+}
+
+
 def test_experiments_shows_a_confusion_matrix_for_every_kind(app):
     at = open_page(app, "experiments.py")
     for kind in ("classifier", "autoencoder", "lstm"):
         at.segmented_control(key="experiments_kind").set_value(kind).run()
         assert not at.exception
         assert "has a confusion matrix" not in texts(at.info), kind
+        matrices = heatmaps(at)
+        assert matrices, kind
+        for matrix in matrices:
+            assert matrix["x"] == matrix["y"] == LABELS[kind], kind
 
 
 # ---------------------------------------------------------------- CAM Inspector
@@ -279,6 +297,10 @@ def test_melting_tank_threshold_drives_the_confusion_metrics(app):
     assert not at.exception
     at.slider(key="melt_threshold_tiny_lstm").set_value(0.0).run()
     assert at.metric[1].value == "100.0%"
+    (matrix,) = heatmaps(at)
+    assert matrix["x"] == matrix["y"] == ["NG", "OK"]
+    # everything is flagged NG at 0: the predicted-OK column is empty
+    assert [row[1].split("<br>")[0] for row in matrix["text"]] == ["0", "0"]
     at.slider(key="melt_threshold_tiny_lstm").set_value(1.0).run()
     assert at.metric[1].value == "0.0%"
 

@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 
+import store
 from classification.metrics import binary_report, classification_report, format_report
 
 
@@ -30,6 +31,14 @@ def test_binary_classifier_report_names_the_defect_class():
     }
     assert report["confusion_matrix"]["matrix"] == [[1, 1], [1, 1]]
     assert report["roc_auc"] == pytest.approx(0.75)
+
+
+def test_classifier_confusion_matrix_is_the_shared_run_record():
+    # true ok, ok, def, def, def -> predicted ok, def, def, def, ok
+    probs = np.array([[0.9, 0.1], [0.3, 0.7], [0.2, 0.8], [0.1, 0.9], [0.6, 0.4]])
+    report = classification_report([0, 0, 1, 1, 1], probs, ["ok_front", "def_front"], "ok_front")
+    expected = store.confusion_record([[1, 1], [1, 2]], ["ok_front", "def_front"], "def_front")
+    assert report["confusion_matrix"] == expected
 
 
 def test_multiclass_defect_f1_pools_the_defect_classes():

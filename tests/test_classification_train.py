@@ -95,8 +95,15 @@ def test_run_folder_records_what_inference_needs(trained_run):
     assert set(info["summary"]) == {"accuracy", "macro_f1", "defect_f1", "roc_auc"}
     assert len(run.history) == info["epochs_run"]
     metrics = run.metrics
-    assert metrics["confusion_matrix"]["labels"] == ["ok_front", "def_front"]
-    assert np.sum(metrics["confusion_matrix"]["matrix"]) == 12
+    cm = metrics["confusion_matrix"]
+    assert {k: v for k, v in cm.items() if k != "matrix"} == {
+        "labels": ["ok_front", "def_front"],
+        "rows": "true class",
+        "columns": "predicted class",
+        "positive_class": "def_front",
+    }
+    assert [sum(row) for row in cm["matrix"]] == [6, 6]  # rows are the true class
+    assert metrics["per_class"]["def_front"]["recall"] == pytest.approx(cm["matrix"][1][1] / 6)
     assert set(metrics["per_class"]) == {"ok_front", "def_front"}
 
 

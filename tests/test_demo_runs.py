@@ -82,3 +82,28 @@ def test_demo_lstm_keeps_its_recorded_roc_auc_on_the_test_tail():
         (predictions["TAG"][complete] == "NG").astype(int), predictions["ng_probability"][complete]
     )
     assert auroc == pytest.approx(run.info["summary"]["roc_auc"], abs=0.02)
+
+
+def test_every_demo_run_records_its_confusion_matrices_with_labels():
+    for name in DEMO_RUNS:
+        run = store.load_run(DEMO_WEIGHTS / name)
+        metrics = run.metrics
+        sections = {"": metrics}
+        if run.kind == "lstm":
+            sections |= {"at_0_5": metrics["at_0_5"]}
+            if metrics.get("baseline"):
+                sections |= {"baseline": metrics["baseline"]}
+                sections |= {"baseline.at_0_5": metrics["baseline"]["at_0_5"]}
+        for where, part in sections.items():
+            cm = part["confusion_matrix"]
+            assert (cm["rows"], cm["columns"]) == ("true class", "predicted class"), name
+            assert len(cm["matrix"]) == len(cm["labels"]), (name, where)
+            rows = dict(zip(cm["labels"], map(sum, cm["matrix"]), strict=True))
+            if run.kind == "autoencoder":
+                assert cm["labels"] == ["good", "defect"]
+                assert rows["defect"] == metrics["n_defective"]
+                assert rows["good"] == metrics["n_images"] - metrics["n_defective"]
+            elif run.kind == "lstm":
+                assert (cm["labels"], cm["positive_class"]) == (["NG", "OK"], "NG")
+                assert rows["NG"] == metrics["ng_windows"], where
+                assert sum(rows.values()) == metrics["windows"], where

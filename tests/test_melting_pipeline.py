@@ -47,7 +47,30 @@ def test_metrics_hold_both_tables_the_curve_and_the_baseline(tiny_run):
         metrics
     )
     assert metrics["baseline"]["model"] == "logreg"
-    assert sum(map(sum, metrics["confusion_matrix"])) == metrics["windows"]
+
+
+def test_metrics_record_every_confusion_matrix_with_its_labels(tiny_run):
+    metrics = json.loads((tiny_run[0] / "metrics.json").read_text())
+    for name, part in (
+        ("lstm", metrics),
+        ("lstm@0.5", metrics["at_0_5"]),
+        ("baseline", metrics["baseline"]),
+        ("baseline@0.5", metrics["baseline"]["at_0_5"]),
+    ):
+        cm = part["confusion_matrix"]
+        assert {k: v for k, v in cm.items() if k != "matrix"} == {
+            "labels": ["NG", "OK"],
+            "rows": "true class",
+            "columns": "predicted class",
+            "positive_class": "NG",
+        }, name
+        (ng_ng, ng_ok), (ok_ng, ok_ok) = cm["matrix"]
+        # rows are the true class: the NG row holds every NG window
+        assert ng_ng + ng_ok == metrics["ng_windows"], name
+        assert ng_ng + ng_ok + ok_ng + ok_ok == metrics["windows"], name
+        assert part["accuracy"] == pytest.approx((ng_ng + ok_ok) / metrics["windows"]), name
+        if ng_ng + ng_ok:
+            assert part["ng_positive"]["recall"] == pytest.approx(ng_ng / (ng_ng + ng_ok)), name
 
 
 def test_every_epoch_is_checkpointed(tiny_run):

@@ -10,8 +10,14 @@ P = np.array([0.9, 0.8, 0.3, 0.7, 0.2, 0.1, 0.1, 0.05])
 
 
 def test_confusion_matrix_uses_the_reference_layout():
-    # rows true [NG, OK], columns predicted [NG, OK]
-    assert table(Y, P, 0.5)["confusion_matrix"] == [[2, 1], [1, 4]]
+    # at 0.5 the predictions are NG NG OK | NG OK OK OK OK: rows true [NG, OK], columns predicted
+    assert table(Y, P, 0.5)["confusion_matrix"] == {
+        "labels": ["NG", "OK"],
+        "matrix": [[2, 1], [1, 4]],
+        "rows": "true class",
+        "columns": "predicted class",
+        "positive_class": "NG",
+    }
 
 
 def test_ng_and_ok_positive_scores():
@@ -55,4 +61,8 @@ def test_evaluate_names_the_split_and_positive_class():
         "NG",
         ["NG", "OK"],
     )
-    assert result["at_0_5"]["confusion_matrix"] == [[2, 1], [1, 4]]
+    assert result["confusion_matrix"]["matrix"] == [[2, 1], [1, 4]]
+    assert result["at_0_5"]["confusion_matrix"]["matrix"] == [[2, 1], [1, 4]]
+    assert result["at_0_5"]["confusion_matrix"]["labels"] == ["NG", "OK"]
+    # a higher threshold moves the 0.7 OK window and the 0.8 NG window to predicted OK
+    assert evaluate(Y, P, 0.85, "f1", "test")["confusion_matrix"]["matrix"] == [[1, 2], [0, 5]]

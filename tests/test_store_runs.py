@@ -111,3 +111,62 @@ def test_saved_model_drops_optimizer_state_but_predicts_the_same():
     loaded = keras.saving.load_model(path, safe_mode=True, compile=False)
     assert getattr(loaded, "optimizer", None) is None
     np.testing.assert_allclose(loaded.predict(x, verbose=0), model.predict(x, verbose=0))
+
+
+# ---------------------------------------------------------------- confusion matrices
+
+
+def test_confusion_record_names_labels_axes_and_positive_class():
+    record = store.confusion_record(np.array([[5, 1], [2, 7]]), ("good", "defect"), "defect")
+    assert record == {
+        "labels": ["good", "defect"],
+        "matrix": [[5, 1], [2, 7]],
+        "rows": "true class",
+        "columns": "predicted class",
+        "positive_class": "defect",
+    }
+    assert all(type(v) is int for row in record["matrix"] for v in row)
+    run_dir = store.create_run_dir("cm")
+    store.write_run_info(run_dir, {"kind": "autoencoder"})
+    store.write_metrics(run_dir, {"confusion_matrix": record})
+    assert store.load_run(run_dir).metrics["confusion_matrix"] == record
+
+
+def test_confusion_record_refuses_a_matrix_that_does_not_fit_its_labels():
+    with pytest.raises(ValueError, match="2 x 2"):
+        store.confusion_record([[1, 2, 3], [4, 5, 6]], ["ok", "defect"], "defect")
+
+
+def test_read_confusion_passes_the_current_record_through():
+    record = store.confusion_record([[3, 0], [1, 2]], ["NG", "OK"], "NG")
+    assert store.read_confusion({"confusion_matrix": record}) == record
+    assert store.read_confusion({"accuracy": 1.0}) is None
+
+
+@pytest.mark.parametrize(
+    ("old", "labels", "positive"),
+    [
+        (  # autoencoder runs: labels beside the matrix
+            {"confusion_labels": ["good", "defect"], "positive_class": "defect"},
+            ["good", "defect"],
+            "defect",
+        ),
+        ({"labels": ["NG", "OK"], "positive_class": "NG"}, ["NG", "OK"], "NG"),  # LSTM runs
+        ({}, ["0", "1"], None),  # nothing recorded: indices
+    ],
+)
+def test_read_confusion_converts_older_bare_lists(old, labels, positive):
+    record = store.read_confusion({"confusion_matrix": [[168, 5], [139, 89]], **old})
+    assert record["matrix"] == [[168, 5], [139, 89]]
+    assert (record["labels"], record["positive_class"]) == (labels, positive)
+    assert (record["rows"], record["columns"]) == ("true class", "predicted class")
+
+
+def test_read_confusion_falls_back_to_given_labels():
+    record = store.read_confusion({"confusion_matrix": [[1, 0], [0, 1]]}, ["ok_front", "def_front"])
+    assert record["labels"] == ["ok_front", "def_front"]
+
+
+def test_read_confusion_numbers_the_classes_when_stored_labels_do_not_fit():
+    record = store.read_confusion({"confusion_matrix": [[1, 0], [0, 1]], "labels": ["a", "b", "c"]})
+    assert record["labels"] == ["0", "1"]

@@ -6,6 +6,8 @@ from ui import figures
 from ui.resources import RunRef, runs
 from ui.sidebar import no_runs_message
 
+import store
+
 st.title("Experiments")
 st.caption("Compare runs: test metrics, training curves, confusion matrices and W&B links.")
 
@@ -100,31 +102,20 @@ else:
 st.subheader("Confusion matrices", anchor=False)
 
 
-def _confusion(ref: RunRef) -> tuple[list, list[str], str | None] | None:
-    """(matrix, labels, positive class) from metrics.json, in either recorded form."""
-    metrics = ref.run().metrics
-    found = metrics.get("confusion_matrix")
-    if isinstance(found, dict):
-        matrix, labels = found.get("matrix"), found.get("labels")
-    else:
-        matrix = found
-        labels = (
-            metrics.get("confusion_labels") or metrics.get("labels") or metrics.get("class_names")
-        )
-    if not matrix:
-        return None
-    labels = labels or ref.class_names or [str(i) for i in range(len(matrix))]
-    return matrix, [str(x) for x in labels], metrics.get("positive_class")
+def _confusion(ref: RunRef) -> dict | None:
+    """The confusion record of metrics.json (older runs' bare lists are converted)."""
+    return store.read_confusion(ref.run().metrics, ref.class_names)
 
 
 matrices = [(r, cm) for r in selected if (cm := _confusion(r)) is not None]
 if matrices:
     grid = st.columns(min(3, len(matrices)))
-    for i, (ref, (matrix, labels, positive)) in enumerate(matrices):
+    for i, (ref, cm) in enumerate(matrices):
+        positive = cm.get("positive_class")
         title = ref.name + (f" (positive: {positive})" if positive else "")
         with grid[i % len(grid)]:
             st.plotly_chart(
-                figures.confusion_matrix(matrix, labels, title),
+                figures.confusion_matrix(cm["matrix"], cm["labels"], title),
                 key=f"experiments_cm_{ref.name}",
             )
 else:

@@ -173,10 +173,8 @@ cols[1].metric("NG recall", f"{ng['recall']:.1%}", border=True)
 cols[2].metric("NG F1", f"{ng['f1']:.3f}", border=True)
 cols[3].metric("Accuracy", f"{table['accuracy']:.2%}", border=True)
 left, right = st.columns([1, 1])
-left.plotly_chart(
-    figures.confusion_matrix(table["confusion_matrix"], list(thresholds.LABELS)),
-    key="melt_confusion",
-)
+cm = table["confusion_matrix"]
+left.plotly_chart(figures.confusion_matrix(cm["matrix"], cm["labels"]), key="melt_confusion")
 right.dataframe(
     pd.DataFrame(
         {"NG positive": ng, "OK positive": ok},
