@@ -15,7 +15,7 @@ import store
 from classification.predict import PredictError, predict_images
 from classification.predict import main as predict_main
 from classification.splits import classifier_splits
-from classification.train import TrainConfig, _class_weights, train
+from classification.train import TrainConfig, _callbacks, _class_weights, learning_rate, train
 from classification.train import main as train_main
 from imaging import discover
 
@@ -105,6 +105,49 @@ def test_run_folder_records_what_inference_needs(trained_run):
     assert [sum(row) for row in cm["matrix"]] == [6, 6]  # rows are the true class
     assert metrics["per_class"]["def_front"]["recall"] == pytest.approx(cm["matrix"][1][1] / 6)
     assert set(metrics["per_class"]) == {"ok_front", "def_front"}
+
+
+def test_cosine_schedule_warms_up_then_decays_to_zero():
+    schedule = learning_rate("cosine", 1e-3, epochs=10, steps_per_epoch=10)
+    rate = [float(schedule(step)) for step in (0, 5, 10, 55, 100)]
+    assert rate[0] == pytest.approx(1e-4)  # warm-up starts at lr / 10 ...
+    assert rate[1] == pytest.approx(1e-4 + 0.5 * 9e-4)  # ... rises linearly ...
+    assert rate[2] == pytest.approx(1e-3)  # ... to lr after 10 % of the steps
+    assert rate[3] == pytest.approx(0.5e-3)  # half-way through the decay: cos(pi / 2)
+    assert rate[4] == pytest.approx(0.0, abs=1e-9)  # zero at the last step
+    assert learning_rate("plateau", 2e-3, epochs=10, steps_per_epoch=10) == 2e-3
+
+
+@pytest.mark.parametrize(
+    ("schedule", "lr", "message"),
+    [("linear", 1e-3, "--schedule 'linear'"), ("cosine", 0, "--lr 0")],
+)
+def test_bad_schedule_options_name_the_option(schedule, lr, message):
+    with pytest.raises(ValueError, match=message):
+        learning_rate(schedule, lr, epochs=1, steps_per_epoch=1)
+
+
+def test_only_the_plateau_schedule_adds_reduce_lr_on_plateau(tmp_path):
+    class NoTracker:
+        def keras_callback(self):
+            return None
+
+    def names(schedule):
+        return [type(c).__name__ for c in _callbacks(tmp_path, 4, schedule, NoTracker())]
+
+    assert "ReduceLROnPlateau" in names("plateau")
+    assert "ReduceLROnPlateau" not in names("cosine")
+    assert {"EarlyStopping", "ModelCheckpoint", "LogLearningRate"} <= set(names("cosine"))
+
+
+def test_history_records_the_learning_rate_schedule(trained_run):
+    run = store.load_run(trained_run)
+    assert run.info["schedule"] == "cosine"
+    rates = list(run.history["learning_rate"])
+    assert len(rates) == run.info["epochs_run"] == 3
+    # Epoch ends of a 3-epoch warm-up + cosine run at lr 3e-3: decaying towards zero.
+    assert rates[0] > rates[1] > rates[2] >= 0
+    assert rates[0] <= 3e-3
 
 
 def test_crop_recipe_is_recorded_for_inference(binary_data):
