@@ -18,6 +18,8 @@ from sklearn.metrics import (
     roc_auc_score,
 )
 
+from store.runs import confusion_record
+
 
 def _roc_auc(y_true: np.ndarray, score: np.ndarray) -> float | None:
     """ROC-AUC, or None when only one class is present (it is undefined then)."""
@@ -106,13 +108,9 @@ def classification_report(
             }
             for i, name in enumerate(class_names)
         },
-        "confusion_matrix": {
-            "labels": list(class_names),
-            "matrix": confusion_matrix(y_true, y_pred, labels=labels).tolist(),
-            "rows": "true class",
-            "columns": "predicted class",
-            "positive_class": positive,
-        },
+        "confusion_matrix": confusion_record(
+            confusion_matrix(y_true, y_pred, labels=labels), class_names, positive
+        ),
     }
 
 
