@@ -22,7 +22,7 @@ from tqdm import tqdm
 
 import store
 from anomaly.scoring import AnomalyDetector, is_anomalous
-from imaging import ImageError, discover, read_image
+from imaging import ImageError, discover, image_size, read_image
 
 log = logging.getLogger(__name__)
 _BINS = 20_000
@@ -49,6 +49,31 @@ def _read_mask(path: str, shape: tuple[int, int]) -> np.ndarray:
     if mask.shape != shape:
         raise EvaluationError(f"{path}: mask is {mask.shape}, its image is {shape}")
     return mask > 127
+
+
+def check_masks(spec, split: str = "test", shown: int = 3) -> None:
+    """Refuse masks whose size differs from their image's, from headers, before any training."""
+    items = spec.items[spec.items["split"] == split]
+    bad = []
+    for path, mask in zip(items["path"], items["mask_path"], strict=True):
+        if not isinstance(mask, str) or not mask:
+            continue
+        try:
+            sizes = image_size(path), image_size(mask)
+        except ImageError as exc:
+            bad.append(str(exc))
+            continue
+        if sizes[0] != sizes[1]:
+            bad.append(
+                f"{mask}: mask is {sizes[1][0]}x{sizes[1][1]}, its image {path} is "
+                f"{sizes[0][0]}x{sizes[0][1]}"
+            )
+    if bad:
+        more = f" (and {len(bad) - shown} more)" if len(bad) > shown else ""
+        raise EvaluationError(
+            f"{len(bad)} ground-truth masks in {spec.root} do not fit their images: "
+            f"{'; '.join(bad[:shown])}{more}; fix or remove them before training"
+        )
 
 
 def evaluate_detector(
