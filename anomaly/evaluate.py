@@ -23,6 +23,7 @@ from tqdm import tqdm
 import store
 from anomaly.scoring import AnomalyDetector, is_anomalous
 from imaging import ImageError, discover, image_size, read_image
+from store.cli_errors import atomic_output, check_output_file, cli_main
 
 log = logging.getLogger(__name__)
 _BINS = 20_000
@@ -167,6 +168,7 @@ def evaluate_run(run: Any, data: str | Path, split: str = "test") -> dict[str, A
     return evaluate_detector(detector, discover(data), split)
 
 
+@cli_main
 def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
@@ -175,14 +177,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--split", default="test")
     p.add_argument("--out", type=Path, help="write the metrics as JSON here")
     args = p.parse_args(argv)
-    try:
-        metrics = evaluate_run(args.run, args.data, args.split)
-    except (ValueError, store.RunError) as exc:
-        print(f"error: {exc}")
-        return 2
     if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(metrics, indent=2) + "\n")
+        check_output_file(args.out)
+    metrics = evaluate_run(args.run, args.data, args.split)
+    if args.out:
+        with atomic_output(args.out) as tmp:
+            tmp.write_text(json.dumps(metrics, indent=2) + "\n")
     fmt = lambda v: "n/a" if v is None else f"{v:.3f}"  # noqa: E731
     print(
         f"{args.split}: {metrics['n_images']} images ({metrics['n_defective']} defective), "

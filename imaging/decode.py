@@ -307,7 +307,7 @@ def _to_uint8(label: str, pil: Image.Image, data: bytes, notes: list[str]) -> np
         if values.size and np.max(values) <= 1.0:
             values = values * 255.0
         return values.clip(0, 255).round().astype(np.uint8)
-    if pil.format == "PNG" and _png_depth(data) == 16:
+    if _png_depth(data) == 16:
         return _png16_colour(label, data, notes)
     try:
         rgb = pil.convert("RGB")

@@ -117,7 +117,9 @@ def check_writable_dir(folder: str | Path, what: str) -> Path:
         with tempfile.NamedTemporaryFile(dir=folder, prefix=".write-check-"):
             pass
     except (FileExistsError, NotADirectoryError):
-        raise CliInputError(f"{what}: {folder} is a file, not a folder; choose another") from None
+        raise CliInputError(
+            f"{what}: cannot create folder {folder}, a file stands in its path; choose another"
+        ) from None
     except OSError as exc:
         raise CliInputError(
             f"{what}: cannot write in {folder} ({exc.strerror or exc}); choose a writable location"
