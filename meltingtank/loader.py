@@ -34,6 +34,8 @@ TIME_FORMATS = (
     "%Y.%m.%d %H:%M",
 )
 SHOWN_LINES = 5
+# Rows an uploaded log may have: the full KAMP log (835,200 rows) with room to spare.
+MAX_UPLOAD_ROWS = 1_000_000
 HEADER_LINES = 1
 
 

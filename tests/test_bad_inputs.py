@@ -898,3 +898,58 @@ def test_dev_zero_never_hangs_the_inspection_process(runs, tmp_path):
     )  # fmt: skip
     assert done.returncode == 2 and "Traceback" not in done.stderr
     assert "zero.png" in done.stderr
+
+
+# --- uploads: caps that match the documentation, enforced while streaming ------------------------
+
+
+def test_streamlit_per_file_cap_matches_the_intake_limit():
+    import tomllib
+
+    from imaging import archive
+
+    config = tomllib.loads((REPO / ".streamlit" / "config.toml").read_text())
+    assert config["server"]["maxUploadSize"] * (1 << 20) == archive.MAX_FILE_BYTES
+
+
+def test_an_oversized_upload_is_refused_by_name_and_the_rest_go_through(monkeypatch):
+    from imaging import archive
+
+    monkeypatch.setattr(archive, "MAX_FILE_BYTES", 1000)
+    good = cv2.imencode(".png", part(16))[1].tobytes()
+    entries = list(archive.iter_upload_files([("huge.zip", b"x" * 2000), ("a.png", good)]))
+    assert (
+        entries[0].problem.startswith("huge.zip:")
+        and "limit per uploaded file" in entries[0].problem
+    )
+    assert entries[1].ok and entries[1].name == "a.png"
+
+
+def test_uploads_are_read_one_file_at_a_time():
+    from imaging.archive import iter_upload_files
+
+    pulled = []
+
+    def files():
+        for i in range(5):
+            pulled.append(i)
+            yield f"f{i}.png", b"data"
+
+    first = next(iter_upload_files(files()))
+    assert first.name == "f0.png" and pulled == [0]
+
+
+def test_junk_entries_never_pile_up_waiting_for_decodable_images(runs):
+    from inspection import Inspector, iter_inspect
+
+    pulled = []
+
+    def junk():
+        for i in range(100):
+            pulled.append(i)
+            yield f"junk_{i}.png", bytes([i]) * 64
+
+    rows = iter_inspect(junk(), Inspector.from_runs(runs["classifier"]), batch_size=8)
+    _, row = next(rows)
+    assert row["status"] == "error" and len(pulled) <= 8
+    assert sum(1 for _ in rows) == 99
