@@ -163,7 +163,8 @@ if batch_id == NEW:
         accept_multiple_files=True,
         key=f"batch_upload_{st.session_state.get('batch_upload_round', 0)}",
         help="Up to 5,000 images and 1 GiB per batch, 256 MB per file. Zip archives are "
-        "opened safely: unsafe paths, oversized or over-compressed entries and non-images are skipped with a message.",
+        "opened safely: unsafe paths, oversized or over-compressed entries and non-images "
+        "are skipped with a message.",
     )
     st.caption(
         f"Scored with **{classifier_ref.name}**"
