@@ -63,8 +63,9 @@ def read_image(
     the app) use `decode_image` and show the warnings next to the result.
     """
     decoded = decode_image(source, name, max_pixels)
+    label = name or (str(source) if isinstance(source, str | Path) else "<image>")
     for text in decoded.warnings:
-        log.warning("%s: %s", name or source if isinstance(source, str | Path) else name, text)
+        log.warning("%s: %s", label, text)
     return decoded.pixels
 
 
