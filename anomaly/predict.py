@@ -141,6 +141,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"\n{len(scored)} scored, {flagged} anomalous, {len(failed)} unreadable -> {args.out}"
         + (f"; heatmaps in {args.maps}" if args.maps else "")
     )
+    warned = int(scored["warnings"].fillna("").astype(bool).sum())
+    if warned:
+        print(f"{warned} scored with a warning (see the warnings column)")
     for _, row in failed.iterrows():
         print(f"  unreadable: {row['path']}: {row['error']}")
     if scored.empty:

@@ -265,6 +265,9 @@ def summarize(frame: pd.DataFrame, skipped: Sequence[Path], seconds: float) -> s
     if len(ok):
         counts = ok.predicted_class.value_counts()
         lines.append("predicted: " + ", ".join(f"{c}={n}" for c, n in counts.items()))
+    warned = int(ok.warnings.fillna("").astype(bool).sum())
+    if warned:
+        lines.append(f"{warned} predicted with a warning (see the warnings column)")
     for row in errors.head(10).itertuples():
         lines.append(f"  unreadable: {row.file}: {row.error}")
     if len(errors) > 10:

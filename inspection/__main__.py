@@ -162,6 +162,9 @@ def summarize(frame: pd.DataFrame, seconds: float) -> str:
                 f"autoencoder flagged {int(ok.anomaly_flag.fillna(False).sum())}; "
                 f"models disagree on {int(ok.disagree.sum())}"
             )
+    warned = int(ok.warnings.fillna("").astype(bool).sum())
+    if warned:
+        lines.append(f"{warned} scored with a warning (see the warnings column)")
     bad = frame[frame.status != "ok"]
     for row in bad.head(10).itertuples():
         lines.append(f"  {row.status}: {row.error}")
