@@ -297,6 +297,7 @@ class AnomalyDetector:
             run = store.load_run(run)
         if run.kind != "autoencoder":
             raise ScoringError(f"run {run.name!r} is a {run.kind} run; pick an autoencoder run")
+        run.check_complete()
         config = ScoreConfig.from_dict(run.info.get("score", {}))
         stats = None
         if config.normalize:

@@ -26,13 +26,13 @@ from classification.models import MODEL_NAMES, WEIGHTS, build_model, cam_layer_n
 from classification.predict import cam_targets
 from classification.splits import classifier_splits
 from store import (
-    RunError,
     create_run_dir,
     save_model,
     write_history,
     write_metrics,
     write_run_info,
 )
+from store.cli_errors import cli_main
 from store.tracking import add_wandb_argument, start_tracking
 
 log = logging.getLogger(__name__)
@@ -404,6 +404,7 @@ def _print_summary(run_dir: Path, report: dict, seconds: float, epochs: int, ver
     print(format_report(report))
 
 
+@cli_main
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -414,11 +415,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--data is required (a data set folder or a CSV manifest)")
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     config = TrainConfig(**{k: v for k, v in vars(args).items()})
-    try:
-        train(config)
-    except (ValueError, RunError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    train(config)
     return 0
 
 

@@ -27,6 +27,7 @@ from explain import compute_cams
 from explain import metrics as cam_metrics
 from explain.cams import METHODS
 from explain.layers import ExplainError
+from store.cli_errors import atomic_output, check_output_file, cli_main, positive_int
 
 log = logging.getLogger(__name__)
 LOCALIZATION = ("energy_inside", "pointing_hit", "box_iou", "box_hit@0.3", "box_hit@0.5")
@@ -221,17 +222,21 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--method", default="gradcam", choices=sorted(METHODS))
     parser.add_argument("--layer", help="target layer (default: the run's cam_layer)")
     parser.add_argument("--split", default="test", help="split to evaluate, or 'all'")
-    parser.add_argument("--limit", type=int, help="at most N defective and N good images")
+    parser.add_argument("--limit", type=positive_int, help="at most N defective and N good images")
     parser.add_argument("--threshold", type=_threshold, default="otsu", help="box threshold")
     parser.add_argument("--min-area", type=int, default=16, help="smallest box, in pixels")
-    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--batch-size", type=positive_int, default=16)
     parser.add_argument("--out", type=Path, help="write the full report (per image) as JSON")
     return parser
 
 
-def main(argv: list[str] | None = None) -> dict[str, Any]:
+@cli_main
+def main(argv: list[str] | None = None) -> dict[str, Any] | int:
+    """The report on success, 2 after printing the error for bad input."""
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    if args.out:
+        check_output_file(args.out)
     report = evaluate(
         args.run,
         args.data,
@@ -245,11 +250,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     )
     print(format_table(report["summary"]))
     if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(report, indent=2, default=str) + "\n")
+        with atomic_output(args.out) as tmp:
+            tmp.write_text(json.dumps(report, indent=2, default=str) + "\n")
         print(f"wrote {args.out}")
     return report
 
 
 if __name__ == "__main__":
-    main()
+    result = main()
+    raise SystemExit(result if isinstance(result, int) else 0)

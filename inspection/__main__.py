@@ -16,20 +16,21 @@ import sys
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 from tqdm import tqdm
 
+from imaging import read_file_bytes
 from imaging.archive import iter_upload_files
 from inspection.intake import IntakeReport, record_result
 from inspection.pipeline import (
     DEFAULT_BATCH,
-    InspectionError,
     Inspector,
     iter_inspect,
     results_frame,
 )
-from store import RunError
+from store.cli_errors import CliInputError, check_output_file, cli_main, positive_int, write_csv
 
 
 def _files(inputs: Sequence[str]) -> Iterator[tuple[str, bytes]]:
@@ -41,9 +42,25 @@ def _files(inputs: Sequence[str]) -> Iterator[tuple[str, bytes]]:
     for entry in (Path(p).resolve() for p in inputs):
         if entry.is_dir():
             for path in sorted(p for p in entry.rglob("*") if p.is_file()):
-                yield str(path.relative_to(entry.parent)), path.read_bytes()
+                yield str(path.relative_to(entry.parent)), read_file_bytes(path)
         else:
-            yield entry.name, entry.read_bytes()
+            yield entry.name, read_file_bytes(entry)
+
+
+def check_inputs(inputs: Sequence[str]) -> None:
+    """Refuse missing paths, non-regular files and inputs holding no files, before any work."""
+    missing = [p for p in inputs if not Path(p).exists()]
+    if missing:
+        raise CliInputError(f"--images: not found: {', '.join(missing)}; check the paths")
+    for name in inputs:
+        path = Path(name)
+        if path.is_dir():
+            if not any(p.is_file() for p in path.rglob("*")):
+                raise CliInputError(f"--images {name}: folder holds no files; point at the images")
+        elif not path.is_file():
+            raise CliInputError(
+                f"--images {name}: not a regular file (a pipe or device); copy the images to files"
+            )
 
 
 def count_images(inputs: Sequence[str]) -> int | None:
@@ -64,23 +81,44 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--images", required=True, nargs="+", help="image files, folders, zips")
     parser.add_argument("--out", required=True, help="CSV file to write")
     parser.add_argument("--db-batch", help="also store the batch in the review log, this name")
-    parser.add_argument("--batch-size", type=int, default=DEFAULT_BATCH)
+    parser.add_argument(
+        "--batch-size", type=positive_int, default=DEFAULT_BATCH, help="images per model call"
+    )
     return parser
 
 
+@cli_main
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.ERROR, format="%(levelname)s %(name)s: %(message)s")
-    missing = [p for p in args.images if not Path(p).exists()]
-    if missing:
-        print(f"error: not found: {', '.join(missing)}", file=sys.stderr)
+    check_inputs(args.images)
+    out = check_output_file(args.out)
+    inspector = Inspector.from_runs(args.classifier, args.autoencoder)
+    rows, report, review = _inspect(args, inspector)
+    if not rows:
+        raise CliInputError(f"--images {' '.join(args.images)}: no files found to inspect")
+    frame = results_frame(rows)
+    for column in ("class_probabilities", "boxes"):
+        frame[column] = frame[column].map(lambda v: None if v is None else json.dumps(v))
+    write_csv(frame.sort_values("risk_score", ascending=False), out)
+    print(summarize(frame, time.perf_counter() - args.started))
+    print(f"wrote {out}")
+    if report is not None:
+        print(
+            f"review batch {report.batch_id} {args.db_batch!r}: {report.added} items scored, "
+            f"{report.failed} unreadable, {len(report.duplicates)} duplicates ({review.url})"
+        )
+    if not (frame.status == "ok").any():
+        print(f"error: none of the {len(frame)} inputs could be scored; see {out}", file=sys.stderr)
         return 2
-    try:
-        inspector = Inspector.from_runs(args.classifier, args.autoencoder)
-    except (ValueError, RunError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    started = time.perf_counter()
+    return 0
+
+
+def _inspect(
+    args: argparse.Namespace, inspector: Inspector
+) -> tuple[list[dict], IntakeReport | None, Any]:
+    """Score every input (and add it to the review log with --db-batch)."""
+    args.started = time.perf_counter()
     entries = iter_upload_files(_files(args.images))
     bar = tqdm(total=count_images(args.images), unit="img", desc="inspecting")
 
@@ -104,27 +142,11 @@ def main(argv: list[str] | None = None) -> int:
             rows.append(row)
             if review is not None:
                 record_result(review, report, entry, row)
-    except InspectionError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
     finally:
         bar.close()
         if review is not None:
             review.close()
-    frame = results_frame(rows)
-    for column in ("class_probabilities", "boxes"):
-        frame[column] = frame[column].map(lambda v: None if v is None else json.dumps(v))
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    frame.sort_values("risk_score", ascending=False).to_csv(out, index=False)
-    print(summarize(frame, time.perf_counter() - started))
-    print(f"wrote {out}")
-    if report is not None:
-        print(
-            f"review batch {report.batch_id} {args.db_batch!r}: {report.added} items scored, "
-            f"{report.failed} unreadable, {len(report.duplicates)} duplicates ({review.url})"
-        )
-    return 0
+    return rows, report, review
 
 
 def summarize(frame: pd.DataFrame, seconds: float) -> str:
@@ -140,6 +162,9 @@ def summarize(frame: pd.DataFrame, seconds: float) -> str:
                 f"autoencoder flagged {int(ok.anomaly_flag.fillna(False).sum())}; "
                 f"models disagree on {int(ok.disagree.sum())}"
             )
+    warned = int(ok.warnings.fillna("").astype(bool).sum())
+    if warned:
+        lines.append(f"{warned} scored with a warning (see the warnings column)")
     bad = frame[frame.status != "ok"]
     for row in bad.head(10).itertuples():
         lines.append(f"  {row.status}: {row.error}")

@@ -25,7 +25,8 @@ import pandas as pd
 from anomaly.scoring import AnomalyDetector
 from classification.predict import cam_targets
 from explain import cam_to_boxes, compute_cams
-from imaging import Preprocess, read_image
+from imaging import Preprocess, decode_image, read_file_bytes
+from imaging.screening import join_warnings, screen_image
 from inspection.risk import anomaly_ratio, disagreement, risk_score
 from store import Run, load_run
 
@@ -52,6 +53,7 @@ RESULT_COLUMNS = [
     "disagree",
     "classifier_run",
     "autoencoder_run",
+    "warnings",
 ]
 Progress = Callable[[int, int | None], None]
 
@@ -79,6 +81,7 @@ class Inspector:
                 f"run {self.classifier.name!r} is a {self.classifier.kind} run; "
                 "pick a classifier run for --classifier"
             )
+        self.classifier.check_complete()
         self.class_names = [str(c) for c in info["class_names"]]
         self.normal_class = str(info["normal_class"])
         self.normal_index = self.class_names.index(self.normal_class)
@@ -240,9 +243,9 @@ def as_entry(item: Any) -> Entry:
     if isinstance(item, str | Path):
         path = Path(item)
         try:
-            return Entry(str(path), path.read_bytes())
-        except OSError as exc:
-            return Entry(str(path), None, f"{path}: cannot read ({exc.strerror or exc})")
+            return Entry(str(path), read_file_bytes(path))
+        except ValueError as exc:
+            return Entry(str(path), None, str(exc))
     if isinstance(item, tuple) and len(item) == 2:
         return Entry(str(item[0]), bytes(item[1]))
     if hasattr(item, "name") and hasattr(item, "data"):
@@ -310,7 +313,8 @@ def iter_inspect(
         if row["status"] != "ok":
             log.warning("%s", row["error"])
         pending.append((entry, row))
-        if len(decoded) >= batch_size:
+        # Count every input, not only decodable ones: junk must not pile up in memory.
+        if len(pending) >= batch_size:
             yield from flush()
     if pending:
         yield from flush()
@@ -321,11 +325,20 @@ def _decode_into(
 ) -> dict[str, Any]:
     with inspector.timed("decode"):
         try:
-            image = read_image(entry.data, name=entry.name)
+            image = decode_image(entry.data, name=entry.name)
         except (ValueError, OSError) as exc:
             return _error_row(entry, sha, "error", str(exc))
-    decoded.append(image)
-    return {"file_name": entry.name, "sha256": sha, "status": "ok", "error": ""}
+    decoded.append(image.pixels)
+    notes = image.warnings + screen_image(image.pixels, inspector.preprocess.size)
+    for note in notes:
+        log.warning("%s: %s", entry.name, note)
+    return {
+        "file_name": entry.name,
+        "sha256": sha,
+        "status": "ok",
+        "error": "",
+        "warnings": join_warnings(notes),
+    }
 
 
 def inspect_batch(

@@ -160,10 +160,13 @@ def read_path(path: str) -> np.ndarray:
 
 @st.cache_data(max_entries=256, show_spinner=False)
 def read_upload(data: bytes, name: str) -> np.ndarray:
-    """Decode uploaded bytes; raises imaging.ImageError naming the file."""
-    from imaging import read_image
+    """Decode uploaded bytes; raises imaging.ImageError naming the file, shows its warnings."""
+    from imaging import decode_image
 
-    return read_image(data, name=name)
+    decoded = decode_image(data, name=name)
+    for note in decoded.warnings:
+        st.warning(f"{name}: {note}", icon=":material/warning:")
+    return decoded.pixels
 
 
 # ---------------------------------------------------------------- model outputs
@@ -309,11 +312,11 @@ def uploaded_series(file_id: str, name: str, _data: bytes) -> pd.DataFrame:
     """An uploaded CSV validated by the melting-tank loader (raises KampFormatError)."""
     import io
 
-    from meltingtank.loader import load_kamp_csv
+    from meltingtank.loader import MAX_UPLOAD_ROWS, load_kamp_csv
 
     buffer = io.BytesIO(_data)
     buffer.name = name
-    return load_kamp_csv(buffer)
+    return load_kamp_csv(buffer, max_rows=MAX_UPLOAD_ROWS)
 
 
 @st.cache_resource(show_spinner=False, max_entries=6)

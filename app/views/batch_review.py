@@ -79,13 +79,14 @@ reviewer = st.sidebar.text_input(
 
 
 # ---------------------------------------------------------------- choose or create a batch
-def _expected_files(files: list[tuple[str, bytes]]) -> int:
+def _expected_files(uploaded: list) -> int:
     """Images an upload will yield, for the progress bar (zip entries counted by name)."""
     count = 0
-    for name, data in files:
-        if name.lower().endswith(".zip"):
+    for upload in uploaded:
+        if upload.name.lower().endswith(".zip"):
             try:
-                with zipfile.ZipFile(io.BytesIO(data)) as zf:
+                upload.seek(0)
+                with zipfile.ZipFile(upload) as zf:
                     count += sum(1 for info in zf.infolist() if not info.is_dir())
             except (zipfile.BadZipFile, OSError):
                 count += 1
@@ -103,8 +104,9 @@ def score_upload(name: str, uploaded: list) -> None:
         autoencoder_run=ae_ref.name if ae_ref else None,
         reviewer=reviewer or None,
     )
-    files = [(f.name, f.getvalue()) for f in uploaded]
-    total = _expected_files(files)
+    # One file's bytes at a time: the intake streams entries and checks limits as it goes.
+    files = ((f.name, f.getvalue()) for f in uploaded)
+    total = _expected_files(uploaded)
     bar = st.progress(0.0, text=f"Scoring {total} images…")
 
     def progress(done: int, _total: int | None) -> None:
@@ -160,8 +162,9 @@ if batch_id == NEW:
         type=[*UPLOAD_TYPES, "zip"],
         accept_multiple_files=True,
         key=f"batch_upload_{st.session_state.get('batch_upload_round', 0)}",
-        help="Up to 5,000 images per batch. Zip archives are opened safely: unsafe paths, "
-        "oversized or over-compressed entries and non-images are skipped with a message.",
+        help="Up to 5,000 images and 1 GiB per batch, 256 MB per file. Zip archives are "
+        "opened safely: unsafe paths, oversized or over-compressed entries and non-images "
+        "are skipped with a message.",
     )
     st.caption(
         f"Scored with **{classifier_ref.name}**"

@@ -47,7 +47,8 @@ else:
         "KAMP CSV",
         type=["csv"],
         key="melt_upload",
-        help="Columns STD_DT, MELT_TEMP, MOTORSPEED, TAG (OK/NG or 1/0); others are kept.",
+        help="Columns STD_DT, MELT_TEMP, MOTORSPEED, TAG (OK/NG or 1/0); others are kept. "
+        "Up to 1,000,000 rows.",
     )
     if upload is None:
         st.info("Upload a KAMP-schema CSV in the sidebar.", icon=":material/upload:")
