@@ -263,6 +263,9 @@ def test_heatmap_boxes_exports_csv_and_coco(app):
     assert not at.exception
     records = at.session_state["boxes_export"]["records"]
     assert len(records) == 4
+    # boxes only where the classifier says defective (finding 1 of issue 20)
+    assert all(r.predicted_defect or not r.boxes for r in records)
+    assert all(0.0 <= r.defect_probability <= 1.0 for r in records)
     labels = {b.label for b in at.download_button}
     assert {"Download CSV", "Download COCO JSON"} <= labels
 

@@ -5,14 +5,16 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import streamlit as st
-from ui import export, overlay
+from ui import overlay
 from ui.controls import defect_index, layer_select, method_select
 from ui.gallery import Picked, choose_dataset, choose_image, filter_items, picked_from_row
 from ui.resources import cams, image_key, probabilities, read_upload
 from ui.sidebar import pick_run
 
+from classification.decision_rule import defect_probability, predicted_defective
 from explain import cam_to_boxes
 from explain.metrics import box_iou
+from explain.pseudolabels import ImageLabels, boxes_table, coco_json, select_for_export
 
 st.title("Heatmap to Boxes")
 st.caption(
@@ -144,7 +146,9 @@ st.divider()
 st.subheader("Export boxes for a folder", anchor=False)
 st.caption(
     "Pseudo-labels for a future detector: the same settings applied to every image of the "
-    "gallery filter or of an uploaded set, as CSV (one row per box) and COCO JSON."
+    "gallery filter or of an uploaded set, as CSV (one row per box) and COCO JSON. Only "
+    "parts the classifier calls defective get boxes; a good part's defect heatmap is not a "
+    "defect."
 )
 source = st.segmented_control(
     "Images",
@@ -180,6 +184,13 @@ else:
     )
     rows_to_read = None
 
+negatives = st.toggle(
+    "Include parts predicted good as negatives",
+    value=False,
+    key="boxes_export_negatives",
+    help="Boxes come only from parts the classifier calls defective (argmax rule). With this "
+    "on, parts predicted good are listed as images without annotations (COCO negatives).",
+)
 if st.button("Compute boxes", key="boxes_export_run", icon=":material/play_arrow:"):
     from imaging import ImageError
 
@@ -193,21 +204,29 @@ if st.button("Compute boxes", key="boxes_export_run", icon=":material/play_arrow
                 problems.append(f"{exc.source}: {exc.reason}")
                 continue
             batch.append(Picked(image=image, name=upload.name, key=image_key(image)))
-    records = []
+    records: list[ImageLabels] = []
     progress = st.progress(0.0, text="Computing heatmaps…")
     step = 16
     for start in range(0, len(batch), step):
         chunk = batch[start : start + step]
-        found = boxes_for([p.image for p in chunk], [p.defect_type for p in chunk])
-        for p, boxes_found in zip(chunk, found, strict=True):
+        probs = probabilities(ref, [p.image for p in chunk])
+        defective = predicted_defective(probs, ref.class_names, ref.normal_class)
+        p_defect = defect_probability(probs, ref.class_names, ref.normal_class)
+        flagged = [i for i, d in enumerate(defective) if d]  # heatmaps only where it matters
+        found = boxes_for([chunk[i].image for i in flagged], [chunk[i].defect_type for i in flagged])
+        boxes_of = dict(zip(flagged, found, strict=True))
+        for i, p in enumerate(chunk):
             records.append(
-                {
-                    "file": file_label(p),
-                    "width": int(p.image.shape[1]),
-                    "height": int(p.image.shape[0]),
-                    "label": ref.class_names[defect_index(ref, p.defect_type)],
-                    "boxes": boxes_found,
-                }
+                ImageLabels(
+                    file=file_label(p),
+                    width=int(p.image.shape[1]),
+                    height=int(p.image.shape[0]),
+                    label=ref.class_names[defect_index(ref, p.defect_type)],
+                    predicted_class=ref.class_names[int(probs[i].argmax())],
+                    defect_probability=float(p_defect[i]),
+                    predicted_defect=bool(defective[i]),
+                    boxes=tuple(boxes_of.get(i, ())),
+                )
             )
         progress.progress(min(1.0, (start + step) / max(1, len(batch))), text="Computing heatmaps…")
     progress.empty()
@@ -220,8 +239,16 @@ for problem in problems:
     st.error(f"Skipped {problem}", icon=":material/error:")
 result = st.session_state.get("boxes_export")
 if result:
-    table = export.boxes_table(result["records"])
-    st.caption(f"{len(result['records'])} images, {len(table)} boxes ({result['settings']}).")
+    records = result["records"]
+    exported = select_for_export(records, include_negatives=negatives)
+    table = boxes_table(exported)
+    n_defect = sum(r.predicted_defect for r in records)
+    st.caption(
+        f"{len(records)} images read: {n_defect} predicted defective (boxes exported), "
+        f"{len(records) - n_defect} predicted good "
+        + ("(exported as negatives, no boxes)" if negatives else "(left out)")
+        + f"; {len(table)} boxes ({result['settings']})."
+    )
     st.dataframe(table, hide_index=True, key="boxes_export_table", height=240)
     cols = st.columns(2)
     cols[0].download_button(
@@ -231,11 +258,12 @@ if result:
         mime="text/csv",
         key="boxes_download_csv",
         icon=":material/download:",
-        help="One row per box, original pixel coordinates.",
+        help="One row per box, original pixel coordinates; defect_probability is the "
+        "classifier's, box_peak_heat / box_mean_heat the heatmap's inside the box.",
     )
     cols[1].download_button(
         "Download COCO JSON",
-        export.coco_json(result["records"], description=result["settings"]),
+        coco_json(exported, description=result["settings"]),
         file_name="boxes_coco.json",
         mime="application/json",
         key="boxes_download_coco",
