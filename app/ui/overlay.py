@@ -33,6 +33,12 @@ def colorize(heat: np.ndarray, colormap: str = "jet") -> np.ndarray:
     return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
 
 
+def colorbar(colormap: str = "jet", width: int = 256, height: int = 12) -> np.ndarray:
+    """A horizontal RGB strip from 0 (left) to 1 (right) in the colormap, for a legend."""
+    ramp = np.tile(np.linspace(0.0, 1.0, width, dtype=np.float32), (height, 1))
+    return colorize(ramp, colormap)
+
+
 def blend(image: np.ndarray, heat: np.ndarray, colormap: str = "jet", opacity: float = 0.5):
     """Heatmap over the image; `opacity` is the heatmap's share of each pixel."""
     rgb = to_rgb(image).astype(np.float32)

@@ -8,6 +8,7 @@ from datetime import datetime
 import pandas as pd
 import streamlit as st
 from ui import overlay
+from ui.controls import scale_note, show_colorbar
 from ui.gallery import UPLOAD_TYPES
 from ui.resources import runs
 from ui.sidebar import describe, pick_run
@@ -412,6 +413,7 @@ if engine is not None:
         caption="Grad-CAM of the most probable defect class",
         width="stretch",
     )
+    show_colorbar("jet", scale_note("image"), where=view[1])
     if anomaly_map is not None:
         scale = max(2 * (engine.threshold or float(anomaly_map.max()) or 1.0), 1e-6)
         view[2].image(
@@ -419,6 +421,7 @@ if engine is not None:
             caption="Autoencoder error map (0 to twice the threshold)",
             width="stretch",
         )
+        show_colorbar("inferno", "Absolute: 1 = twice the run's anomaly threshold.", where=view[2])
 else:
     view[1].info("No heatmap: the batch's classifier run is gone.")
 

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 from ui import overlay
-from ui.controls import defect_index, layer_select, method_select
+from ui.controls import defect_index, layer_select, method_select, scale_note, show_colorbar
 from ui.gallery import Picked, choose_dataset, choose_image, filter_items, picked_from_row
 from ui.resources import cams, image_key, probabilities, read_upload
 from ui.sidebar import pick_run
@@ -103,6 +103,7 @@ if picked is not None:
     with left:
         st.markdown(f"**Heatmap** ({ref.class_names[target]}, p = {probs[target]:.1%})")
         st.image(overlay.blend(picked.image, heat, "jet", 0.45), width="stretch")
+        show_colorbar("jet", scale_note("image") + " Boxes use this per-image scale.")
     with middle:
         st.markdown(f"**Boxes** · {len(boxes)} found, {len(picked.boxes)} in the ground truth")
         shown = picked.image
