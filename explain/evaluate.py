@@ -29,7 +29,15 @@ from explain.cams import METHODS
 from explain.layers import ExplainError
 
 log = logging.getLogger(__name__)
-LOCALIZATION = ("energy_inside", "pointing_hit", "box_iou", "box_hit@0.3", "box_hit@0.5")
+LOCALIZATION = (
+    "energy_inside",
+    "pointing_hit",
+    "box_iou",
+    "box_hit@0.3",
+    "box_hit@0.5",
+    "instance_recall",
+    "instance_precision",
+)
 NOISE = ("off_part_energy", "entropy", "blobs", "mean_intensity")
 
 
@@ -187,7 +195,25 @@ def summarize(frame: pd.DataFrame) -> dict[str, Any]:
     for name, group in groups:
         wanted = (*LOCALIZATION, *NOISE) if name != "good" else NOISE
         out[name] = {m: describe(group[m]) for m in wanted if m in group}
+        if name != "good" and "n_instances" in group:
+            out[name].update(pooled_instances(group))
     return out
+
+
+def pooled_instances(group: pd.DataFrame) -> dict[str, Any]:
+    """Instance recall and precision pooled over the group's images (every instance and every
+    box counts once), next to the per-image means above."""
+    instances, found = group["n_instances"].sum(), group["n_found"].sum()
+    boxes, on_defect = group["n_boxes"].sum(), group["n_boxes_on_defect"].sum()
+    return {
+        "instances_pooled": {
+            "n": int(instances),
+            "found": int(found),
+            "recall": float(found / instances) if instances else float("nan"),
+            "boxes": int(boxes),
+            "precision": float(on_defect / boxes) if boxes else float("nan"),
+        }
+    }
 
 
 def format_table(summary: dict[str, Any]) -> str:

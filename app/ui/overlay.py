@@ -17,6 +17,7 @@ COLORMAPS = {
 }
 PRED_COLOR = (255, 196, 0)
 TRUTH_COLOR = (0, 220, 90)
+MISSED_COLOR = (230, 30, 30)
 
 
 def to_rgb(image: np.ndarray) -> np.ndarray:

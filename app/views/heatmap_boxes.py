@@ -13,14 +13,15 @@ from ui.sidebar import pick_run
 
 from classification.decision_rule import defect_probability, predicted_defective
 from explain import cam_to_boxes
-from explain.metrics import box_iou
+from explain.metrics import box_iou, match_instances
 from explain.pseudolabels import ImageLabels, boxes_table, coco_json, select_for_export
 
 st.title("Heatmap to Boxes")
 st.caption(
     "The defect class's heatmap is thresholded (Otsu, or a fraction of its peak); connected "
-    "hot regions larger than the minimum area become boxes. Green: ground truth. Amber: boxes "
-    "from the heatmap."
+    "hot regions larger than the minimum area become boxes. Amber: boxes from the heatmap. "
+    "Each defect instance (a connected piece of the mask) is green when a box covers at least "
+    "half of it, red when no box does (docs/metrics.md)."
 )
 
 ref = pick_run("classifier")
@@ -104,21 +105,37 @@ if picked is not None:
         st.markdown(f"**Heatmap** ({ref.class_names[target]}, p = {probs[target]:.1%})")
         st.image(overlay.blend(picked.image, heat, "jet", 0.45), width="stretch")
         show_colorbar("jet", scale_note("image") + " Boxes use this per-image scale.")
+    match = None
+    if picked.mask is not None:
+        truth_mask = (picked.mask if picked.mask.ndim == 2 else picked.mask[..., 0]) > 0
+        match = match_instances([b.as_tuple() for b in boxes], truth_mask)
     with middle:
-        st.markdown(f"**Boxes** · {len(boxes)} found, {len(picked.boxes)} in the ground truth")
+        n_truth = len(match.instances) if match else len(picked.boxes)
+        st.markdown(f"**Boxes** · {len(boxes)} found, {n_truth} defect instances in the truth")
         shown = picked.image
-        if picked.mask is not None:
+        if match is not None:
+            found = [b for b, ok in zip(match.instances, match.found, strict=True) if ok]
+            missed = [b for b, ok in zip(match.instances, match.found, strict=True) if not ok]
             shown = overlay.outline_mask(shown, picked.mask)
-        shown = overlay.draw_boxes(shown, picked.boxes, overlay.TRUTH_COLOR)
+            shown = overlay.draw_boxes(shown, found, overlay.TRUTH_COLOR)
+            shown = overlay.draw_boxes(shown, missed, overlay.MISSED_COLOR)
+        else:
+            shown = overlay.draw_boxes(shown, picked.boxes, overlay.TRUTH_COLOR)
         shown = overlay.draw_boxes(shown, [b.as_tuple() for b in boxes], overlay.PRED_COLOR)
         st.image(shown, width="stretch")
+    truth_boxes = match.instances if match else list(picked.boxes)
     rows = [
         {
             "#": i + 1,
             "box (x0, y0, x1, y1)": f"{b.x_min}, {b.y_min}, {b.x_max}, {b.y_max}",
             "area": b.area,
-            "peak": b.score,
-            "IoU": max((box_iou(b.as_tuple(), g) for g in picked.boxes), default=None),
+            "peak heat": b.score,
+            "instances covered": sum(i in c for c in match.covered_by) if match else "n/a",
+            "best IoU": (
+                f"{max(box_iou(b.as_tuple(), g) for g in truth_boxes):.2f}"
+                if truth_boxes
+                else "n/a (no defect)"
+            ),
         }
         for i, b in enumerate(boxes)
     ]
@@ -130,18 +147,28 @@ if picked is not None:
                 hide_index=True,
                 key="boxes_table",
             )
-            if picked.boxes:
-                hit = max(r["IoU"] for r in rows)
-                st.metric(
-                    "Best IoU with ground truth",
-                    f"{hit:.2f}",
-                    delta="hit at 0.5" if hit >= 0.5 else "miss at 0.5",
-                    delta_color="normal" if hit >= 0.5 else "inverse",
-                    delta_arrow="off",
-                    border=True,
-                )
         else:
             st.info("No region passes the threshold and minimum area.", icon=":material/crop_free:")
+        if match is not None and match.instances:
+            c1, c2 = st.columns(2)
+            c1.metric(
+                "Instances found",
+                f"{sum(match.found)} of {len(match.instances)}",
+                help="A defect instance counts as found when one box covers at least half of "
+                "its pixels (a box over more than half the image finds nothing).",
+                border=True,
+            )
+            c2.metric(
+                "Boxes on a defect",
+                f"{sum(match.box_correct)} of {len(boxes)}" if boxes else "n/a",
+                help="Boxes that cover at least one defect instance.",
+                border=True,
+            )
+        elif match is not None or picked.label == ref.normal_class:
+            st.caption(
+                "A good part: no defect instances, so recall is n/a; every box here is a "
+                "false alarm."
+            )
 
 st.divider()
 st.subheader("Export boxes for a folder", anchor=False)
