@@ -38,7 +38,9 @@ class Evidence:
     message: str
 
 
-def calibrate_reference(raw_maps: Sequence[np.ndarray], quantile: float = DEFAULT_QUANTILE) -> float:
+def calibrate_reference(
+    raw_maps: Sequence[np.ndarray], quantile: float = DEFAULT_QUANTILE
+) -> float:
     """The run-wide reference: `quantile` of the per-image peaks of raw maps (model units).
 
     Raises ExplainError when no map holds positive heat (nothing to calibrate on)."""

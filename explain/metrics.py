@@ -123,10 +123,17 @@ def match_instances(
         raise ExplainError(f"a defect mask must be 2-D (H, W), got shape {mask.shape}")
     if not 0 < cover <= 1:
         raise ExplainError(f"cover must be in (0, 1], got {cover}")
-    count, labels, stats, _ = cv2.connectedComponentsWithStats(mask.astype(np.uint8), connectivity=8)
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(
+        mask.astype(np.uint8), connectivity=8
+    )
     keep = [k for k in range(1, count) if stats[k, 4] >= min_area]
     instances = [
-        (int(stats[k, 0]), int(stats[k, 1]), int(stats[k, 0] + stats[k, 2]), int(stats[k, 1] + stats[k, 3]))
+        (
+            int(stats[k, 0]),
+            int(stats[k, 1]),
+            int(stats[k, 0] + stats[k, 2]),
+            int(stats[k, 1] + stats[k, 3]),
+        )
         for k in keep
     ]
     areas = [int(stats[k, 4]) for k in keep]
@@ -138,7 +145,9 @@ def match_instances(
         hit = False
         if (x1 - x0) * (y1 - y0) <= limit:
             window = labels[max(y0, 0) : max(y1, 0), max(x0, 0) : max(x1, 0)]
-            inside = np.bincount(window.ravel(), minlength=count) if window.size else np.zeros(count)
+            inside = (
+                np.bincount(window.ravel(), minlength=count) if window.size else np.zeros(count)
+            )
             for i, k in enumerate(keep):
                 if inside[k] >= cover * stats[k, 4]:
                     covered_by[i].append(j)

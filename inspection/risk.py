@@ -14,6 +14,7 @@ them: `triage_order` breaks those ties by the autoencoder's unbounded score.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import pandas as pd
 
@@ -59,3 +60,29 @@ def triage_order(items: pd.DataFrame) -> pd.DataFrame:
     ranked = items.loc[order.index].reset_index(drop=True)
     ranked.insert(0, "triage_rank", range(1, len(ranked) + 1))
     return ranked
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """A model's verdict against the known truth: right (True), wrong (False) or unknown."""
+
+    good: bool | None
+    suffix: str
+
+
+def verdict_outcome(flagged: bool, truth_defect: bool | None) -> Outcome:
+    """Words and rightness of a flag/pass against the truth, so a miss is never shown as
+    reassuring: a defective part below the threshold is a missed defect, not "fine"."""
+    if truth_defect is None:
+        return Outcome(None, "")
+    if flagged:
+        return (
+            Outcome(True, " · defect caught")
+            if truth_defect
+            else Outcome(False, " · false alarm (truth: good)")
+        )
+    return (
+        Outcome(False, " · missed defect (truth: defect)")
+        if truth_defect
+        else Outcome(True, " · correctly passed")
+    )

@@ -18,7 +18,9 @@ CLASSES = ["def_front", "ok_front"]
 
 
 def image(name: str, defect: bool, boxes=(), p=0.9) -> ImageLabels:
-    return ImageLabels(name, 64, 48, "def_front", "def_front" if defect else "ok_front", p, defect, tuple(boxes))
+    return ImageLabels(
+        name, 64, 48, "def_front", "def_front" if defect else "ok_front", p, defect, tuple(boxes)
+    )
 
 
 BOX = Box(2, 3, 12, 13, score=0.9, mean=0.6, area=80)
@@ -45,7 +47,9 @@ def test_predicted_good_parts_never_carry_boxes():
 
 
 def test_table_and_coco_keep_probability_and_heat_apart():
-    records = select_for_export([image("bad.png", True, [BOX], p=0.75), image("g.png", False)], True)
+    records = select_for_export(
+        [image("bad.png", True, [BOX], p=0.75), image("g.png", False)], True
+    )
     row = boxes_table(records).iloc[0]
     assert "score" not in row.index
     assert row["defect_probability"] == pytest.approx(0.75)

@@ -33,3 +33,13 @@ def test_equal_keys_keep_item_order_and_missing_columns_are_named():
 
 def test_risk_is_half_at_the_threshold():
     assert risk_score(0.1, anomaly_ratio(2.0, 2.0)) == pytest.approx(0.5)
+
+
+def test_a_defect_below_the_threshold_is_a_miss_not_reassurance():
+    from inspection.risk import verdict_outcome
+
+    miss = verdict_outcome(False, True)
+    assert miss.good is False and "missed defect" in miss.suffix
+    assert verdict_outcome(True, False).good is False
+    assert verdict_outcome(True, True).good and verdict_outcome(False, False).good
+    assert verdict_outcome(False, None).good is None

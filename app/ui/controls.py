@@ -65,7 +65,7 @@ SCALE_LABELS = {"Per image": "image", "Run-wide": "absolute"}
 
 
 def scale_select(where=st, key: str = "cam_scale") -> str:
-    """"image" (1 = hottest pixel of this image) or "absolute" (one scale for the run)."""
+    """ "image" (1 = hottest pixel of this image) or "absolute" (one scale for the run)."""
     label = where.segmented_control(
         "Heat scale",
         list(SCALE_LABELS),

@@ -243,7 +243,9 @@ def cams(
     from explain.heatscale import scale_map
 
     reference = reference_scale(ref, method, layer, class_index)[0] if scale == "absolute" else None
-    return [scale_map(r, scale, reference) for r in raw_cams(ref, images, method, layer, class_index)]
+    return [
+        scale_map(r, scale, reference) for r in raw_cams(ref, images, method, layer, class_index)
+    ]
 
 
 CALIBRATION_IMAGES = 48
@@ -254,7 +256,9 @@ def calibration_images(ref: RunRef) -> tuple[list[str], str]:
     first readable gallery data set's images; with a sentence naming the source."""
     from imaging import DatasetError, discover
 
-    root = (ref.info.get("data") or {}).get("root") if isinstance(ref.info.get("data"), dict) else None
+    root = (
+        (ref.info.get("data") or {}).get("root") if isinstance(ref.info.get("data"), dict) else None
+    )
     if root and Path(root).is_dir():
         try:
             from classification.splits import classifier_splits
@@ -275,7 +279,10 @@ def calibration_images(ref: RunRef) -> tuple[list[str], str]:
         return [], "no reference images"
     items = found[0].items
     picked = _alternate(items, CALIBRATION_IMAGES)
-    return picked, f"{len(picked)} images of {found[0].name} (the run's data is not on this machine)"
+    return (
+        picked,
+        f"{len(picked)} images of {found[0].name} (the run's data is not on this machine)",
+    )
 
 
 def _alternate(items: pd.DataFrame, n: int) -> list[str]:

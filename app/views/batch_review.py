@@ -49,6 +49,7 @@ def local_zone() -> str:
     """The browser's time zone (IANA name) as Streamlit reports it; UTC when unknown."""
     return getattr(st.context, "timezone", None) or "UTC"
 
+
 NO_AUTOENCODER = "(none)"
 GRID_SIZE = 12
 

@@ -17,9 +17,9 @@ from ui.controls import (
 )
 from ui.gallery import choose_image
 from ui.resources import SMOOTH_NOISE, cams, probabilities, raw_cams, reference_scale
+from ui.sidebar import pick_run
 
 from explain.heatscale import evidence
-from ui.sidebar import pick_run
 
 st.title("CAM Inspector")
 st.caption(

@@ -241,7 +241,9 @@ if st.button("Compute boxes", key="boxes_export_run", icon=":material/play_arrow
         defective = predicted_defective(probs, ref.class_names, ref.normal_class)
         p_defect = defect_probability(probs, ref.class_names, ref.normal_class)
         flagged = [i for i, d in enumerate(defective) if d]  # heatmaps only where it matters
-        found = boxes_for([chunk[i].image for i in flagged], [chunk[i].defect_type for i in flagged])
+        found = boxes_for(
+            [chunk[i].image for i in flagged], [chunk[i].defect_type for i in flagged]
+        )
         boxes_of = dict(zip(flagged, found, strict=True))
         for i, p in enumerate(chunk):
             records.append(
