@@ -207,7 +207,7 @@ def pooled_instances(group: pd.DataFrame) -> dict[str, Any]:
     boxes, on_defect = group["n_boxes"].sum(), group["n_boxes_on_defect"].sum()
     return {
         "instances_pooled": {
-            "n": int(instances),
+            "instances": int(instances),
             "found": int(found),
             "recall": float(found / instances) if instances else float("nan"),
             "boxes": int(boxes),
@@ -219,14 +219,17 @@ def pooled_instances(group: pd.DataFrame) -> dict[str, Any]:
 def format_table(summary: dict[str, Any]) -> str:
     """One line per group: means of the metrics (hit rates are means of 0/1)."""
     columns = (*LOCALIZATION, *NOISE)
-    head = f"{'group':<16}{'n':>5}" + "".join(f"{c:>16}" for c in columns)
+    widths = [max(16, len(c) + 2) for c in columns]
+    head = f"{'group':<16}{'n':>5}" + "".join(
+        f"{c:>{w}}" for c, w in zip(columns, widths, strict=True)
+    )
     lines = [head, "-" * len(head)]
     for name, stats in summary.items():
-        n = max((s.get("n", 0) for s in stats.values()), default=0)
+        n = max((s.get("n", 0) for k, s in stats.items() if k != "instances_pooled"), default=0)
         cells = []
-        for c in columns:
+        for c, w in zip(columns, widths, strict=True):
             mean = stats.get(c, {}).get("mean")
-            cells.append(f"{'-' if mean is None or math.isnan(mean) else f'{mean:.3f}':>16}")
+            cells.append(f"{'-' if mean is None or math.isnan(mean) else f'{mean:.3f}':>{w}}")
         lines.append(f"{name:<16}{n:>5}" + "".join(cells))
     return "\n".join(lines)
 
