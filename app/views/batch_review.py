@@ -40,6 +40,7 @@ from views.batch_table import (
 from imaging.archive import iter_upload_files
 from inspection import inspect_into_review
 from store.review import VERDICTS
+from store.review_export import readable_items
 from synthetic.casting import DEFECT_TYPES
 
 NEW = 0
@@ -537,8 +538,7 @@ if not history.empty:
 
 # ---------------------------------------------------------------- export
 st.subheader("Export", anchor=False)
-buffer = io.StringIO()
-log.export_csv(batch_id, buffer)
+readable_csv = readable_items(log.items(batch_id), log.images_dir, local_zone()).to_csv(index=False)
 coco_source = st.segmented_control(
     "COCO boxes",
     ["reviewed", "predicted"],
@@ -551,7 +551,7 @@ coco_source = st.segmented_control(
 e1, e2 = st.columns(2)
 e1.download_button(
     "CSV (one row per image)",
-    buffer.getvalue(),
+    readable_csv,
     file_name=f"review_batch_{batch_id}.csv",
     mime="text/csv",
     key="batch_export_csv",

@@ -11,13 +11,8 @@ import numpy as np
 import pandas as pd
 
 from inspection.risk import triage_order
+from store.review_export import VERDICT_LABELS
 
-VERDICT_LABELS = {
-    "confirmed_defect": "Confirm defect",
-    "false_alarm": "False alarm",
-    "ok": "OK",
-    "unsure": "Unsure",
-}
 REVIEW_STATES = ("all", "unreviewed", "reviewed")
 TABLE_COLUMNS = [
     "triage_rank",
