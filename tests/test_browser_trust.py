@@ -67,6 +67,7 @@ def _choose(page, label: str, text: str) -> None:
     """Pick the option containing `text` in the selectbox labelled `label`."""
     box = page.locator('[data-testid="stSelectbox"]').filter(has_text=label).first
     box.locator("input").click()
+    page.keyboard.type(text)  # filters the (virtualised) option list down to the match
     page.get_by_role("option", name=re.compile(re.escape(text))).first.click()
     _settle(page)
 
@@ -83,7 +84,7 @@ def _no_errors(page) -> None:
 def test_heatmap_boxes_exports_only_predicted_defects_and_counts_instances(
     app_url, browser, tmp_path
 ):
-    page = _open(browser, f"{app_url}/heatmap_boxes")
+    page = _open(browser, f"{app_url}/heatmap-boxes")
     try:
         _choose(page, "Image", "cast_def_0_4.png")
         text = _main_text(page)
@@ -114,7 +115,7 @@ def test_melting_tank_controls_equal_the_chart_after_an_upload(app_url, browser,
     from synthetic.melting import generate_series, write_csv
 
     upload = write_csv(generate_series(20_000, seed=3), tmp_path / "kamp.csv")
-    page = _open(browser, f"{app_url}/melting_tank")
+    page = _open(browser, f"{app_url}/melting-tank")
     try:
         window = page.locator('[data-testid="stButtonGroup"]').filter(has_text="6 hours")
         window.get_by_role("button", name="6 hours").click()
@@ -173,7 +174,7 @@ def test_anomaly_names_its_split_and_calls_a_miss_a_miss(app_url, browser):
 
 
 def test_cam_inspector_has_a_scale_labelled_layers_and_says_when_a_map_is_empty(app_url, browser):
-    page = _open(browser, f"{app_url}/cam_inspector")
+    page = _open(browser, f"{app_url}/cam-inspector")
     try:
         text = _main_text(page)
         assert "Colour scale: 0 (left) to 1 (right). Run-wide scale" in text
@@ -187,7 +188,7 @@ def test_cam_inspector_has_a_scale_labelled_layers_and_says_when_a_map_is_empty(
 
 
 def test_batch_review_counts_update_at_once_and_the_reviewer_is_remembered(app_url, browser):
-    page = _open(browser, f"{app_url}/batch_review")
+    page = _open(browser, f"{app_url}/batch-review")
     try:
         selector = page.locator('[data-testid="stSelectbox"]').filter(has_text="Batch").first
         assert "shift A" in selector.inner_text() and "reviewed" not in selector.inner_text()
