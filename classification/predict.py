@@ -25,8 +25,10 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
+from classification.operating_point import decide_classes
 from imaging import IMAGE_EXTENSIONS, Preprocess, read_image
 from store import Run, RunError, load_run
+from store.thresholds import run_threshold
 
 log = logging.getLogger(__name__)
 
@@ -104,8 +106,13 @@ def predict_images(
     batch_size: int = DEFAULT_BATCH,
     progress: bool = False,
     keep_cams: bool = False,
+    threshold: float | None = None,
 ) -> pd.DataFrame:
     """One row per input: status, error, class probabilities, prediction (+ CAM peak, boxes).
+
+    The prediction is taken at the run's operating point: defective when the summed defect
+    probability is at or above `threshold` (default: the run's recorded one, 0.5 for runs
+    without), the type by argmax among defect classes (classification.operating_point).
 
     Inputs may be file paths, decoded images (numpy), bytes or file-like uploads, or
     (name, source) pairs. With `cam`, the heatmap of the most probable defect class is computed
@@ -118,7 +125,9 @@ def predict_images(
     info = run.info
     class_names = list(info["class_names"])
     normal = info["normal_class"]
-    normal_index = class_names.index(normal)
+    threshold = run_threshold(info) if threshold is None else float(threshold)
+    if not 0.0 <= threshold <= 1.0:
+        raise PredictError(f"--threshold {threshold}: must be between 0 and 1")
     preprocess = Preprocess.from_dict(info["preprocess"])
     model = run.load_model()
     if boxes and cam is None:
@@ -153,7 +162,7 @@ def predict_images(
         if decoded:
             x = np.stack(decoded)
             probabilities = np.asarray(model.predict_on_batch(x), dtype=float)
-            _fill_predictions(good, probabilities, class_names, normal_index)
+            _fill_predictions(good, probabilities, class_names, normal, threshold)
             if cam is not None:
                 targets = cam_targets(probabilities, class_names, normal)
                 maps = compute_cams(
@@ -164,6 +173,7 @@ def predict_images(
         bar.update(len(chunk))
     bar.close()
     frame = pd.DataFrame(rows, columns=_columns(class_names, cam, boxes, keep_cams))
+    frame.attrs.update(run=run.name, threshold=threshold)
     # Unreadable rows leave these empty: nullable integers keep them integral in the CSV.
     for column in ("width", "height", "cam_peak_x", "cam_peak_y"):
         if column in frame:
@@ -172,15 +182,20 @@ def predict_images(
 
 
 def _fill_predictions(
-    rows: list[dict], probabilities: np.ndarray, class_names: list[str], normal_index: int
+    rows: list[dict],
+    probabilities: np.ndarray,
+    class_names: list[str],
+    normal: str,
+    threshold: float,
 ) -> None:
-    for row, probs in zip(rows, probabilities, strict=True):
-        best = int(probs.argmax())
+    normal_index = class_names.index(normal)
+    decided = decide_classes(probabilities, class_names, normal, threshold)
+    for row, probs, best in zip(rows, probabilities, decided, strict=True):
         row.update(
             predicted_class=class_names[best],
             confidence=float(probs[best]),
             defect_probability=float(1.0 - probs[normal_index]),
-            is_defect=best != normal_index,
+            is_defect=bool(best != normal_index),
             **{f"p_{name}": float(p) for name, p in zip(class_names, probs, strict=True)},
         )
 
@@ -274,6 +289,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--cam", help="heatmap method, e.g. gradcam, gradcam++, scorecam")
     parser.add_argument("--boxes", action="store_true", help="defect boxes from the heatmaps")
     parser.add_argument("--batch-size", type=int, default=DEFAULT_BATCH)
+    parser.add_argument(
+        "--threshold",
+        type=float,
+        help="defect threshold on the summed defect probability (default: the run's own, "
+        "0.5 for runs without one)",
+    )
     return parser
 
 
@@ -293,6 +314,7 @@ def main(argv: list[str] | None = None) -> int:
             boxes=args.boxes,
             batch_size=args.batch_size,
             progress=True,
+            threshold=args.threshold,
         )
     except (ValueError, RunError) as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -301,6 +323,7 @@ def main(argv: list[str] | None = None) -> int:
     out.parent.mkdir(parents=True, exist_ok=True)
     frame.to_csv(out, index=False)
     print(summarize(frame, skipped, time.perf_counter() - started))
+    print(f"defect threshold {frame.attrs['threshold']:.4g} (summed defect probability)")
     print(f"wrote {out}")
     return 0
 

@@ -22,6 +22,7 @@ from tqdm import tqdm
 import store
 from meltingtank.loader import load_kamp_csv
 from meltingtank.windowing import all_windows, apply_minmax
+from store.thresholds import decide, run_threshold
 
 log = logging.getLogger(__name__)
 BATCH_SIZE = 16_384
@@ -79,10 +80,10 @@ def predict_series(
         if column in df.columns:
             out[column] = df[column].to_numpy()
     out["ng_probability"] = prob
-    threshold = float(info.get("threshold", 0.5))
-    out["prediction"] = pd.Series(np.where(prob >= threshold, "NG", "OK"), index=df.index).where(
-        complete
-    )
+    threshold = run_threshold(info)
+    out["prediction"] = pd.Series(
+        np.where(decide(prob, threshold), "NG", "OK"), index=df.index
+    ).where(complete)
     out["window_complete"] = complete
     if "TAG" in df.columns:
         out["TAG"] = df["TAG"].to_numpy()

@@ -8,6 +8,7 @@ from ui.resources import anomaly, anomaly_scores
 from ui.sidebar import pick_run
 
 from classification.metrics import binary_report
+from store.thresholds import decide
 
 st.title("Anomaly")
 st.caption(
@@ -50,18 +51,17 @@ if scores is not None and len(scores):
         step=span / 200 if span > 0 else 0.01,
         format="%.4g",
         key=f"anomaly_threshold_{ref.name}",
-        help="Scores above the threshold are flagged. The run's own threshold is the default "
+        help="Scores at or above the threshold are flagged. The run's own threshold is the default "
         f"({ref.info.get('threshold_method', 'recorded')}).",
     )
-    # the run's rule is score > threshold; binary_report counts score >= threshold
-    report = binary_report(
-        labels, scores, np.nextafter(threshold, np.inf), positive="defect", negative="good"
-    )
+    report = binary_report(labels, scores, threshold, positive="defect", negative="good")
     cols = st.columns(5)
     cols[0].metric("Precision", f"{report['precision']:.1%}", border=True)
     cols[1].metric("Recall", f"{report['recall']:.1%}", border=True)
     cols[2].metric("F1", f"{report['f1']:.3f}", border=True)
-    cols[3].metric("Flagged", f"{int((scores > threshold).sum())} / {len(scores)}", border=True)
+    cols[3].metric(
+        "Flagged", f"{int(decide(scores, threshold).sum())} / {len(scores)}", border=True
+    )
     auroc = report["roc_auc"]
     cols[4].metric("Image AUROC", "n/a" if auroc is None else f"{auroc:.3f}", border=True)
     hist, matrix = st.columns([2, 1])
@@ -83,7 +83,7 @@ if picked is None:
 
 score, maps, recon = anomaly(ref, [picked.image])
 score, error = float(score[0]), maps[0]
-flagged = score > threshold
+flagged = bool(decide(score, threshold))
 cols = st.columns(3)
 with cols[0]:
     st.markdown("**Image**")
