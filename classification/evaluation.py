@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from classification.metrics import classification_report
-from classification.operating_point import Choice, choose_threshold, defect_scores
+from classification.operating_point import Choice, choose_threshold, decide_classes, defect_scores
 from classification.predict import predict_images
 from classification.splits import classifier_splits
 from imaging import DatasetSpec, discover
@@ -53,11 +53,21 @@ def run_spec(run: str | Path | Run, data: str | Path | None = None) -> DatasetSp
     spec, _ = classifier_splits(
         discover(root), val_fraction=run.info.get("val_split", 0.15), seed=run.info.get("seed", 0)
     )
-    expected = recorded.get("fingerprint")
-    if expected and spec.fingerprint() != expected:
+    counts, expected = recorded.get("counts"), recorded.get("fingerprint")
+    if counts and spec.counts() != counts:
         raise EvaluationError(
-            f"{root} is not the data run {run.name!r} was trained on (fingerprint "
-            f"{spec.fingerprint()}, recorded {expected}); pass the original data set (--data DIR)"
+            f"{root} is not the data run {run.name!r} was trained on (split counts "
+            f"{spec.counts()}, recorded {counts}); pass the original data set (--data DIR)"
+        )
+    if expected and spec.fingerprint() != expected:
+        # The fingerprint hashes file sizes, which a re-encoded copy of the same set changes.
+        log.warning(
+            "%s: same files and split counts as run %s was trained on, but fingerprint %s "
+            "differs from the recorded %s (re-encoded images?)",
+            root,
+            run.name,
+            spec.fingerprint(),
+            expected,
         )
     return spec
 
@@ -152,3 +162,92 @@ def calibrate_run(
 def summary_of(report: dict[str, Any]) -> dict[str, Any]:
     """The run.json summary: test figures at the operating point (metrics.json has the rest)."""
     return {k: report[k] for k in ("accuracy", "macro_f1", "defect_f1", "roc_auc")}
+
+
+# ---------------------------------------------------------------- error analysis
+
+OUTCOMES = ("TP", "FP", "FN", "TN")
+VIEWS = ("false negatives", "false positives", "least confident", "cell")
+
+
+def decisions(run: Run, frame: pd.DataFrame, threshold: float) -> pd.DataFrame:
+    """A `predict_split` frame with predicted_class, flagged and outcome (TP/FP/FN/TN) at
+    `threshold`, and margin = |defect_probability - threshold| (small = least confident)."""
+    names = list(run.info["class_names"])
+    normal = run.info["normal_class"]
+    predicted = decide_classes(probabilities_of(frame, names), names, normal, threshold)
+    out = frame.copy()
+    out["predicted_class"] = [names[i] for i in predicted]
+    out["flagged"] = out["predicted_class"] != normal
+    truth = out["is_defect"].astype(bool)
+    out["outcome"] = np.select(
+        [truth & out["flagged"], ~truth & out["flagged"], truth & ~out["flagged"]],
+        ["TP", "FP", "FN"],
+        "TN",
+    )
+    out["margin"] = (out["defect_probability"] - threshold).abs()
+    return out
+
+
+def select_errors(
+    decided: pd.DataFrame,
+    view: str,
+    true_class: str | None = None,
+    predicted_class: str | None = None,
+    defect_types: list[str] | None = None,
+    order: str = "probability, high first",
+    limit: int | None = None,
+) -> pd.DataFrame:
+    """The images of one error-analysis view of a `decisions` frame, filtered and sorted.
+
+    view: "cell" (one confusion-matrix cell: `true_class` x `predicted_class`), "false
+    negatives", "false positives" or "least confident" (closest to the threshold first).
+    `defect_types` keeps defective images of those types (good parts have no type and are
+    kept only when the filter is empty).
+    """
+    if view == "cell":
+        if true_class is None or predicted_class is None:
+            raise EvaluationError("a confusion-matrix cell needs a true and a predicted class")
+        keep = (decided["label"] == true_class) & (decided["predicted_class"] == predicted_class)
+    elif view == "false negatives":
+        keep = decided["outcome"] == "FN"
+    elif view == "false positives":
+        keep = decided["outcome"] == "FP"
+    elif view == "least confident":
+        keep = pd.Series(True, index=decided.index)
+    else:
+        raise EvaluationError(f"view {view!r}: choose one of {', '.join(VIEWS)}")
+    if defect_types:
+        keep &= decided["defect_type"].isin(defect_types)
+    chosen = decided[keep]
+    if view == "least confident":
+        chosen = chosen.sort_values("margin", kind="stable")
+    elif order == "probability, low first":
+        chosen = chosen.sort_values("defect_probability", kind="stable")
+    else:
+        chosen = chosen.sort_values("defect_probability", ascending=False, kind="stable")
+    return chosen if limit is None else chosen.head(limit)
+
+
+def recall_by_type(decided: pd.DataFrame) -> pd.DataFrame:
+    """Defect recall per defect type at the decisions' threshold: type, images, found, recall."""
+    defects = decided[decided["is_defect"].astype(bool)]
+    if defects.empty:
+        return pd.DataFrame(columns=["defect_type", "images", "found", "recall"])
+    table = (
+        defects.groupby("defect_type")["flagged"]
+        .agg(images="size", found="sum")
+        .reset_index()
+        .astype({"found": int})
+    )
+    table["recall"] = table["found"] / table["images"]
+    return table.sort_values(["recall", "defect_type"]).reset_index(drop=True)
+
+
+def worst_errors(decided: pd.DataFrame, n: int = 8) -> pd.DataFrame:
+    """The most confident mistakes: escapes with the lowest, false alarms with the highest p."""
+    wrong = decided[decided["outcome"].isin(["FN", "FP"])].copy()
+    wrong["badness"] = np.where(
+        wrong["outcome"] == "FN", 1 - wrong["defect_probability"], wrong["defect_probability"]
+    )
+    return wrong.sort_values("badness", ascending=False, kind="stable").head(n)
