@@ -139,11 +139,15 @@ def _open_in_chromium(html_path: Path) -> tuple[list[str], int]:
     return problems + [f"{broken} images did not decode"] * bool(broken), sections
 
 
-def _batch(tmp_path: Path, images: list[Path]) -> tuple[ReviewLog, int]:
-    log = ReviewLog(f"sqlite:///{tmp_path / 'review.db'}", images_dir=tmp_path / "images")
+def _batch(tmp_path: Path, images: list[Path], images_dir: Path | None = None):
+    log = ReviewLog(f"sqlite:///{tmp_path / 'review.db'}", images_dir or tmp_path / "images")
     batch = log.create_batch("shift A", classifier_run="qa_cnn", reviewer="anna")
-    first = log.add_item(batch, images[0].name, images[0].read_bytes(), {"defect_probability": 0.9})
-    log.add_item(batch, images[1].name, images[1].read_bytes(), {"defect_probability": 0.1})
+    scored = [
+        {"predicted_class": c, "defect_probability": p, "risk_score": p}
+        for c, p in (("def_front", 0.9), ("ok_front", 0.1))
+    ]
+    first = log.add_item(batch, images[0].name, images[0].read_bytes(), scored[0])
+    log.add_item(batch, images[1].name, images[1].read_bytes(), scored[1])
     log.record_decision(first, "false_alarm", "anna", comment="glint")
     log.record_decision(first, "confirmed_defect", "ben", defect_type="scratch")
     return log, batch
@@ -192,3 +196,24 @@ def test_report_cli_writes_the_file_and_refuses_bad_input(qa_env, tmp_path, caps
         assert "no review batch with id 99" in capsys.readouterr().err
     finally:
         del os.environ["DEFECTLENS_DB_URL"]
+
+
+def test_report_buttons_offer_the_html_on_experiments_and_batch_review(qa_env, monkeypatch):
+    at = _open("experiments.py")
+    at.selectbox(key="experiments_focus").set_value("qa_cnn").run()
+    at.button(key="experiments_build_report_qa_cnn").click().run()
+    assert not at.exception
+    assert "Download report (HTML)" in {b.label for b in at.download_button}
+
+    root = qa_env["root"] / "review"
+    monkeypatch.setenv("DEFECTLENS_DB_URL", f"sqlite:///{root / 'review.db'}")
+    images = sorted((qa_env["data"] / "casting" / "test").rglob("*.png"))
+    root.mkdir(exist_ok=True)
+    log, batch = _batch(root, images, store.data_dir() / "review_images")
+    log.close()
+    at = AppTest.from_file(str(APP), default_timeout=TIMEOUT).run()
+    at.switch_page("views/batch_review.py").run()
+    at.selectbox(key="batch_id").set_value(batch).run()
+    at.button(key="batch_build_report").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert "Download report (HTML)" in {b.label for b in at.download_button}

@@ -10,6 +10,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from store.thresholds import DEFAULT_THRESHOLD, decide
+
 VERDICT_LABELS = {
     "confirmed_defect": "Confirm defect",
     "false_alarm": "False alarm",
@@ -37,13 +39,13 @@ def triage_table(items: pd.DataFrame, normal_class: str | None) -> pd.DataFrame:
     """Scored items, riskiest first, with `disagree` and `n_boxes`; unreadable items left out.
 
     The classifier calls a part defective when its predicted class is not the normal class
-    (without the run's normal class: defect probability above one half).
+    (without the run's normal class: defect probability at or above one half, the default).
     """
     scored = items[items["error"].isna()].copy()
     if normal_class is not None:
         predicted_defect = scored["predicted_class"] != normal_class
     else:
-        predicted_defect = scored["defect_probability"].astype(float) > 0.5
+        predicted_defect = decide(scored["defect_probability"].astype(float), DEFAULT_THRESHOLD)
     flag = scored["anomaly_flag"]
     scored["disagree"] = flag.notna() & (predicted_defect != flag.fillna(False).astype(bool))
     scored["n_boxes"] = scored["boxes"].map(lambda b: len(b) if isinstance(b, list) else 0)
