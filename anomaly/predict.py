@@ -3,7 +3,7 @@
     python anomaly/predict.py --run RUN --images DIR|FILES --out scores.csv [--maps DIR]
 
 Unreadable files get a row with the reason in the `error` column (and in the summary); the
-others are scored. `anomalous` is `score > threshold` with the run's calibrated threshold.
+others are scored. `anomalous` is `score >= threshold` with the run's calibrated threshold.
 """
 
 from __future__ import annotations

@@ -21,8 +21,16 @@ from typing import Any
 import numpy as np
 
 from classification.augment import RECIPES, describe_recipes, get_recipe
+from classification.evaluation import summary_of
 from classification.metrics import classification_report, format_report
 from classification.models import MODEL_NAMES, WEIGHTS, build_model, cam_layer_name
+from classification.operating_point import (
+    DEFAULT_POLICY,
+    PolicyError,
+    choose_threshold,
+    defect_scores,
+    parse_policy,
+)
 from classification.predict import cam_targets
 from classification.splits import classifier_splits
 from store import (
@@ -33,6 +41,7 @@ from store import (
     write_run_info,
 )
 from store.cli_errors import cli_main
+from store.thresholds import threshold_record, with_threshold
 from store.tracking import add_wandb_argument, start_tracking
 
 log = logging.getLogger(__name__)
@@ -63,6 +72,7 @@ class TrainConfig:
     weights: str = "none"
     val_split: float = 0.15
     patience: int = 8
+    threshold: str = DEFAULT_POLICY
     jit_compile: bool = False
     # Skips tracing the train step: slower per step, but far quicker for tiny smoke runs of the
     # large backbones (tracing MobileNetV2 costs tens of seconds on a busy CPU).
@@ -102,6 +112,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--patience", type=int, default=defaults.patience, help="early-stopping patience"
+    )
+    parser.add_argument(
+        "--threshold",
+        default=defaults.threshold,
+        help="defect threshold policy, chosen on the validation split: f1 | recall:X | "
+        "precision:X | fixed:X (docs/operating_points.md)",
     )
     add_wandb_argument(parser)
     return parser
@@ -241,6 +257,25 @@ def _pick_samples(test: Any, probabilities: np.ndarray, class_names: list[str], 
     return np.concatenate([wrong, right])[:SAMPLE_ROWS]
 
 
+def _choose_threshold(
+    probabilities: np.ndarray, labels: np.ndarray, class_names: list[str], normal: str, policy: str
+) -> dict[str, Any]:
+    """The threshold record of `policy` on validation outputs (fixed:0.5, noted, if unmet)."""
+    is_defect = labels != class_names.index(normal)
+    score = defect_scores(probabilities, class_names, normal)
+    try:
+        choice = choose_threshold(is_defect, score, policy)
+    except PolicyError as exc:
+        log.warning("%s; deciding at 0.5 instead", exc)
+        choice = choose_threshold(is_defect, score, "fixed:0.5")
+        return threshold_record(
+            0.5, choice.policy, "validation", choice.precision, choice.recall, note=str(exc)
+        )
+    return threshold_record(
+        choice.threshold, choice.policy, "validation", choice.precision, choice.recall
+    )
+
+
 def train(config: TrainConfig, verbose: int | str = "auto") -> Path:
     """Train, evaluate on the test split, write the run folder; returns its path."""
     import keras
@@ -250,6 +285,7 @@ def train(config: TrainConfig, verbose: int | str = "auto") -> Path:
 
     recipe = get_recipe(config.aug)
     learning_rate(config.schedule, config.lr, 1, 1)  # bad options fail before any work
+    parse_policy(config.threshold)
     keras.utils.set_random_seed(config.seed)
     spec = discover(config.data)
     class_names, normal = _class_setup(spec)
@@ -312,12 +348,21 @@ def train(config: TrainConfig, verbose: int | str = "auto") -> Path:
         train_seconds = time.perf_counter() - started
         save_model(run_dir, model)
 
+        threshold = _choose_threshold(
+            model.predict(dataset(val_items, False), verbose=0),
+            labels_of(val_items),
+            class_names,
+            normal,
+            config.threshold,
+        )
         probabilities = model.predict(dataset(test_items, False), verbose=0)
         y_test = labels_of(test_items)
-        report = classification_report(y_test, probabilities, class_names, normal)
+        report = classification_report(
+            y_test, probabilities, class_names, normal, threshold=threshold["value"]
+        )
         val_loss = history.history.get("val_loss", [])
         best_epoch = int(np.argmin(val_loss)) + 1 if val_loss else None
-        summary = {k: report[k] for k in ("accuracy", "macro_f1", "defect_f1", "roc_auc")}
+        summary = summary_of(report)
 
         tracker.summary({f"test/{k}": v for k, v in summary.items() if v is not None})
         tracker.log_confusion_matrix(
@@ -384,7 +429,7 @@ def train(config: TrainConfig, verbose: int | str = "auto") -> Path:
             info["defect_class"] = defect_classes[0]
         else:
             info["defect_classes"] = defect_classes
-        write_run_info(run_dir, info)
+        write_run_info(run_dir, with_threshold(info, threshold))
         _print_summary(run_dir, report, train_seconds, len(history.epoch), verbose)
         return run_dir
     except BaseException:

@@ -23,12 +23,14 @@ import numpy as np
 import pandas as pd
 
 from anomaly.scoring import AnomalyDetector
+from classification.operating_point import decide_classes
 from classification.predict import cam_targets
 from explain import cam_to_boxes, compute_cams
 from imaging import Preprocess, decode_image, read_file_bytes
 from imaging.screening import join_warnings, screen_image
 from inspection.risk import anomaly_ratio, disagreement, risk_score
 from store import Run, load_run
+from store.thresholds import run_threshold
 
 log = logging.getLogger(__name__)
 
@@ -85,6 +87,8 @@ class Inspector:
         self.class_names = [str(c) for c in info["class_names"]]
         self.normal_class = str(info["normal_class"])
         self.normal_index = self.class_names.index(self.normal_class)
+        # Defective when the summed defect probability reaches the run's operating point.
+        self.defect_threshold = run_threshold(info)
         self.cam_layer = info.get("cam_layer")
         self.preprocess = Preprocess.from_dict(info.get("preprocess") or {"size": info["img_size"]})
         self.model = self.classifier.load_model()
@@ -158,7 +162,11 @@ class Inspector:
     def _row(
         self, shape: tuple[int, int], p: np.ndarray, target: int, cam: np.ndarray, score: float
     ) -> dict[str, Any]:
-        best = int(p.argmax())
+        best = int(
+            decide_classes(p[None, :], self.class_names, self.normal_class, self.defect_threshold)[
+                0
+            ]
+        )
         predicted_defect = best != self.normal_index
         defect_probability = float(1.0 - p[self.normal_index])
         flag = None

@@ -1,7 +1,7 @@
 """How two models' opinions become one number to sort a batch by, and when they disagree.
 
 The classifier gives a defect probability p in [0, 1] (1 - probability of the normal class).
-The autoencoder gives a score s with its run's threshold t (s > t means anomalous). The ratio
+The autoencoder gives a score s with its run's threshold t (s >= t means anomalous). The ratio
 r = s / t is turned into r / (1 + r), which is 0.5 exactly at the threshold, rises towards 1
 for scores far above it and is 0 for a perfect reconstruction, so both opinions share one
 scale on which 0.5 is the decision point. The risk is the larger of the two: a part either

@@ -10,6 +10,7 @@ from ui.sidebar import pick_run
 
 from classification.metrics import binary_report
 from inspection.risk import verdict_outcome
+from store.thresholds import decide
 
 st.title("Anomaly")
 st.caption(
@@ -56,20 +57,17 @@ if scores is not None and len(scores):
         step=span / 200 if span > 0 else 0.01,
         format="%.4g",
         key=f"anomaly_threshold_{ref.name}",
-        help="Scores above the threshold are flagged. The run's own threshold is the default "
+        help="Scores at or above the threshold are flagged. The run's own threshold is the default "
         f"({ref.info.get('threshold_method', 'recorded')}).",
         **owned.keep("anomaly", f"threshold_{ref.name}", f"anomaly_threshold_{ref.name}"),
     )
-    # the run's rule is score > threshold; binary_report counts score >= threshold
-    report = binary_report(
-        labels, scores, np.nextafter(threshold, np.inf), positive="defect", negative="good"
-    )
+    report = binary_report(labels, scores, threshold, positive="defect", negative="good")
     where = f"{ds.name}, {split} split, {len(scores)} images"
     st.caption(
         f"Measured on **{where}** at the threshold above. The sidebar's figure is the run's "
         "own, from its training report on its own test split, so the two can differ."
     )
-    n_flagged = int((scores > threshold).sum())
+    n_flagged = int(decide(scores, threshold).sum())
     cols = st.columns(5)
     cols[0].metric(
         "Precision",
@@ -106,7 +104,7 @@ if picked is None:
 
 score, maps, recon = anomaly(ref, [picked.image])
 score, error = float(score[0]), maps[0]
-flagged = score > threshold
+flagged = bool(decide(score, threshold))
 cols = st.columns(3)
 with cols[0]:
     st.markdown("**Image**")

@@ -568,3 +568,25 @@ e2.download_button(
     key="batch_export_coco",
     icon=":material/download:",
 )
+if st.button(
+    "Build inspection report",
+    key="batch_build_report",
+    icon=":material/description:",
+    help="A self-contained HTML report of this batch: every item with its thumbnail and the "
+    "models' verdicts, and every reviewer decision with its time (python -m inspection.report).",
+):
+    from inspection.audit import batch_report_html
+
+    with st.spinner("Writing the report…"):
+        st.session_state["batch_report"] = (batch_id, batch_report_html(batch_id, log))
+report = st.session_state.get("batch_report")
+if report and report[0] == batch_id:
+    st.download_button(
+        "Download report (HTML)",
+        report[1],
+        file_name=f"inspection_report_batch_{batch_id}.html",
+        mime="text/html",
+        key="batch_download_report",
+        icon=":material/download:",
+        help="Open in any browser; images are embedded.",
+    )

@@ -12,6 +12,7 @@ import pandas as pd
 
 from inspection.risk import triage_order
 from store.review_export import VERDICT_LABELS
+from store.thresholds import DEFAULT_THRESHOLD, decide
 
 REVIEW_STATES = ("all", "unreviewed", "reviewed")
 TABLE_COLUMNS = [
@@ -35,13 +36,13 @@ def triage_table(items: pd.DataFrame, normal_class: str | None) -> pd.DataFrame:
     """Scored items, riskiest first, with `disagree` and `n_boxes`; unreadable items left out.
 
     The classifier calls a part defective when its predicted class is not the normal class
-    (without the run's normal class: defect probability above one half).
+    (without the run's normal class: defect probability at or above one half, the default).
     """
     scored = items[items["error"].isna()].copy()
     if normal_class is not None:
         predicted_defect = scored["predicted_class"] != normal_class
     else:
-        predicted_defect = scored["defect_probability"].astype(float) > 0.5
+        predicted_defect = decide(scored["defect_probability"].astype(float), DEFAULT_THRESHOLD)
     flag = scored["anomaly_flag"]
     scored["disagree"] = flag.notna() & (predicted_defect != flag.fillna(False).astype(bool))
     scored["n_boxes"] = scored["boxes"].map(lambda b: len(b) if isinstance(b, list) else 0)
