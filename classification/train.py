@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import math
 import shutil
 import sys
 import time
@@ -21,13 +20,24 @@ from typing import Any
 import numpy as np
 
 from classification.augment import RECIPES, describe_recipes, get_recipe
+from classification.batchnorm import RecalibrateBatchNorm, recalibrate_batchnorm
+from classification.guards import assess_classifier
 from classification.metrics import classification_report, format_report
 from classification.models import MODEL_NAMES, WEIGHTS, build_model, cam_layer_name
 from classification.predict import cam_targets
+from classification.smalldata import (
+    MIN_STEPS_PER_EPOCH,
+    EpochSelection,
+    epoch_selection,
+    small_set_recipe,
+    steps_per_epoch,
+    training_data,
+)
 from classification.splits import classifier_splits
 from store import (
     RunError,
     create_run_dir,
+    health_record,
     save_model,
     write_history,
     write_metrics,
@@ -63,6 +73,8 @@ class TrainConfig:
     weights: str = "none"
     val_split: float = 0.15
     patience: int = 8
+    min_steps: int = MIN_STEPS_PER_EPOCH
+    small_data: str = "auto"
     jit_compile: bool = False
     # Skips tracing the train step: slower per step, but far quicker for tiny smoke runs of the
     # large backbones (tracing MobileNetV2 costs tens of seconds on a busy CPU).
@@ -103,6 +115,20 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--patience", type=int, default=defaults.patience, help="early-stopping patience"
     )
+    parser.add_argument(
+        "--min-steps",
+        type=int,
+        default=defaults.min_steps,
+        help="optimizer steps per epoch at least (small data sets repeat their images; "
+        "see docs/small-data.md)",
+    )
+    parser.add_argument(
+        "--small-data",
+        default=defaults.small_data,
+        choices=("auto", "off"),
+        help="auto: a training set under 500 images gets random flips and quarter turns "
+        "added to a recipe without them; off: train the recipe as named",
+    )
     add_wandb_argument(parser)
     return parser
 
@@ -140,7 +166,14 @@ def learning_rate(schedule: str, lr: float, epochs: int, steps_per_epoch: int) -
     )
 
 
-def _callbacks(run_dir: Path, patience: int, schedule: str, tracker: Any) -> list[Any]:
+def _callbacks(
+    run_dir: Path,
+    patience: int,
+    schedule: str,
+    tracker: Any,
+    bn_batches: Any = (),
+    selection: EpochSelection | None = None,
+) -> list[Any]:
     import keras
 
     class LogLearningRate(keras.callbacks.Callback):
@@ -154,13 +187,18 @@ def _callbacks(run_dir: Path, patience: int, schedule: str, tracker: Any) -> lis
 
     callbacks = [
         LogLearningRate(),
-        keras.callbacks.EarlyStopping(
-            monitor="val_loss", patience=patience, restore_best_weights=True, verbose=1
-        ),
+        RecalibrateBatchNorm(bn_batches),
         keras.callbacks.ModelCheckpoint(
             run_dir / "model.keras", monitor="val_loss", save_best_only=True
         ),
     ]
+    if selection is None or selection.restore_best:
+        callbacks.insert(
+            2,
+            keras.callbacks.EarlyStopping(
+                monitor="val_loss", patience=patience, restore_best_weights=True, verbose=1
+            ),
+        )
     if schedule == "plateau":
         callbacks.append(
             keras.callbacks.ReduceLROnPlateau(
@@ -250,11 +288,14 @@ def train(config: TrainConfig, verbose: int | str = "auto") -> Path:
 
     recipe = get_recipe(config.aug)
     learning_rate(config.schedule, config.lr, 1, 1)  # bad options fail before any work
+    steps_per_epoch(1, 1, config.min_steps)
     keras.utils.set_random_seed(config.seed)
     spec = discover(config.data)
     class_names, normal = _class_setup(spec)
     spec, split_notes = classifier_splits(spec, val_fraction=config.val_split, seed=config.seed)
     train_items, val_items, test_items = (spec.split(s) for s in ("train", "val", "test"))
+    recipe, small_note = small_set_recipe(recipe, len(train_items), config.small_data == "auto")
+    split_notes += [small_note] if small_note else []
     preprocess = Preprocess(size=config.img_size, **recipe.preprocess_overrides)
     model = build_model(config.model, len(class_names), config.img_size, weights=config.weights)
 
@@ -283,14 +324,17 @@ def train(config: TrainConfig, verbose: int | str = "auto") -> Path:
             run_dir=run_dir,
             job_type="train-classifier",
         )
+        train_data, steps = training_data(
+            lambda: dataset(train_items, True),
+            len(train_items),
+            config.batch_size,
+            config.min_steps,
+        )
+        plain_train = dataset(train_items, False)
+        selection = epoch_selection(len(val_items))
         model.compile(
             optimizer=keras.optimizers.Adam(
-                learning_rate(
-                    config.schedule,
-                    config.lr,
-                    config.epochs,
-                    math.ceil(len(train_items) / config.batch_size),
-                )
+                learning_rate(config.schedule, config.lr, config.epochs, steps)
             ),
             loss="sparse_categorical_crossentropy",
             metrics=["accuracy"],
@@ -301,23 +345,36 @@ def train(config: TrainConfig, verbose: int | str = "auto") -> Path:
         log.info("run %s: %s", run_dir.name, spec.counts())
         started = time.perf_counter()
         history = model.fit(
-            dataset(train_items, True),
+            train_data,
             validation_data=dataset(val_items, False),
             epochs=config.epochs,
+            steps_per_epoch=steps,
             class_weight=class_weight,
-            callbacks=_callbacks(run_dir, config.patience, config.schedule, tracker),
+            callbacks=_callbacks(
+                run_dir, config.patience, config.schedule, tracker, plain_train, selection
+            ),
             verbose=verbose,
             shuffle=False,  # the tf.data pipeline shuffles, seeded
         )
         train_seconds = time.perf_counter() - started
+        recalibrate_batchnorm(model, plain_train)
         save_model(run_dir, model)
 
         probabilities = model.predict(dataset(test_items, False), verbose=0)
         y_test = labels_of(test_items)
         report = classification_report(y_test, probabilities, class_names, normal)
-        val_loss = history.history.get("val_loss", [])
-        best_epoch = int(np.argmin(val_loss)) + 1 if val_loss else None
+        best_epoch = selection.kept_epoch(history.history.get("val_loss", []), len(history.epoch))
         summary = {k: report[k] for k in ("accuracy", "macro_f1", "defect_f1", "roc_auc")}
+        health = assess_classifier(
+            model,
+            dataset(val_items, False),
+            labels_of(val_items),
+            plain_train,
+            labels_of(train_items),
+            class_names,
+            history.history,
+            best_epoch,
+        )
 
         tracker.summary({f"test/{k}": v for k, v in summary.items() if v is not None})
         tracker.log_confusion_matrix(
@@ -354,6 +411,7 @@ def train(config: TrainConfig, verbose: int | str = "auto") -> Path:
             "model": config.model,
             "aug": config.aug,
             "aug_description": recipe.description,
+            "aug_effective": recipe.name,
             "img_size": config.img_size,
             "class_names": class_names,
             "normal_class": normal,
@@ -370,6 +428,8 @@ def train(config: TrainConfig, verbose: int | str = "auto") -> Path:
             "epochs": config.epochs,
             "epochs_run": len(history.epoch),
             "best_epoch": best_epoch,
+            "epoch_selection": selection.reason,
+            "steps_per_epoch": steps,
             "batch_size": config.batch_size,
             "lr": config.lr,
             "schedule": config.schedule,
@@ -378,6 +438,7 @@ def train(config: TrainConfig, verbose: int | str = "auto") -> Path:
             "class_weight": {class_names[i]: w for i, w in class_weight.items()},
             "train_seconds": round(train_seconds, 1),
             "summary": summary,
+            "health": health_record(health.warnings, health.checks),
             "wandb": tracker.info(),
         }
         if len(defect_classes) == 1:
@@ -386,6 +447,7 @@ def train(config: TrainConfig, verbose: int | str = "auto") -> Path:
             info["defect_classes"] = defect_classes
         write_run_info(run_dir, info)
         _print_summary(run_dir, report, train_seconds, len(history.epoch), verbose)
+        _print_warnings(health.warnings)
         return run_dir
     except BaseException:
         # A run folder without run.json is debris: remove it so the name is free again.
@@ -402,6 +464,17 @@ def _print_summary(run_dir: Path, report: dict, seconds: float, epochs: int, ver
         return
     print(f"\nrun {run_dir.name}: {epochs} epochs in {seconds:.0f} s -> {run_dir}")
     print(format_report(report))
+
+
+def _print_warnings(warnings: list[str]) -> None:
+    """Guard-rail warnings go to stderr whatever the verbosity: the run looks trained but is not."""
+    for warning in warnings:
+        print(f"WARNING: {warning}", file=sys.stderr)
+    if warnings:
+        print(
+            "WARNING: this run is flagged in run.json and in the app; see docs/small-data.md",
+            file=sys.stderr,
+        )
 
 
 def main(argv: list[str] | None = None) -> int:

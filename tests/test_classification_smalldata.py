@@ -1,0 +1,101 @@
+"""The small-data training recipe (issue #21): steps, epoch selection, validation size, and
+the guard rails' verdict in run.json and the CLI summary."""
+
+import json
+
+import cv2
+import numpy as np
+import pytest
+
+import store
+from classification import train as train_module
+from classification.guards import Health
+from classification.smalldata import (
+    MIN_VAL_PER_CLASS,
+    MIN_VAL_TO_SELECT,
+    epoch_selection,
+    steps_per_epoch,
+    val_fraction,
+)
+
+pytestmark = pytest.mark.xdist_group("classification_train")
+
+
+@pytest.fixture(scope="module")
+def tiny_set(tmp_path_factory):
+    """12 + 12 training and 4 + 4 test images: dark disks (ok) and disks with a bright bar."""
+    root = tmp_path_factory.mktemp("tiny")
+    rng = np.random.default_rng(0)
+    for split, n in (("train", 12), ("test", 4)):
+        for label in ("ok_front", "def_front"):
+            folder = root / split / label
+            folder.mkdir(parents=True)
+            for i in range(n):
+                img = rng.integers(0, 30, (40, 40), dtype=np.uint8)
+                cv2.circle(img, (20, 20), 15, 120, -1)
+                if label == "def_front":
+                    cv2.line(img, (12, 14), (28, 22), 255, 3)
+                cv2.imwrite(str(folder / f"{i:02d}.png"), img)
+    return root
+
+
+def _argv(data, *extra):
+    return ["--data", str(data), "--epochs", "2", "--img-size", "32", "--batch-size", "8", *extra]
+
+
+def test_small_sets_get_at_least_min_steps_per_epoch():
+    assert steps_per_epoch(163, 32) == 40
+    assert steps_per_epoch(1359, 32) == 43  # the demo set: one pass, as before
+    assert steps_per_epoch(163, 32, min_steps=0) == 6
+    with pytest.raises(ValueError, match="--min-steps -1"):
+        steps_per_epoch(163, 32, min_steps=-1)
+
+
+def test_a_tiny_validation_set_does_not_choose_the_epoch():
+    small = epoch_selection(28)
+    assert not small.restore_best and "28 validation images are too few" in small.reason
+    assert small.kept_epoch([0.7, 0.5, 0.9], 3) == 3
+    large = epoch_selection(MIN_VAL_TO_SELECT)
+    assert large.restore_best and large.kept_epoch([0.7, 0.5, 0.9], 3) == 2
+
+
+def test_validation_fraction_keeps_a_minimum_per_class():
+    assert val_fraction({"ok": 590, "def": 769}, 0.15) == 0.15
+    raised = val_fraction({"ok": 40, "def": 56}, 0.15)
+    assert raised == pytest.approx(MIN_VAL_PER_CLASS / 40)
+    assert val_fraction({"ok": 5, "def": 56}, 0.15) == 0.3  # capped: training needs images
+
+
+def test_run_json_records_the_recipe_and_a_clean_health(tiny_set, capsys):
+    assert train_module.main(_argv(tiny_set, "--name", "clean", "--min-steps", "3")) == 0
+    run = store.load_run("clean")
+    assert run.info["steps_per_epoch"] == 3
+    assert "last epoch" in run.info["epoch_selection"]
+    assert run.info["best_epoch"] == run.info["epochs_run"] == 2
+    health = run.info["health"]
+    assert set(health) == {"ok", "warnings", "checks"}
+    assert health["ok"] is (not health["warnings"])
+    assert sum(health["checks"]["validation"]["predicted_counts"].values()) == sum(
+        run.info["data"]["counts"]["val"].values()
+    )
+    assert 0.0 <= health["checks"]["train_accuracy_inference"] <= 1.0
+    json.dumps(run.info)  # plain JSON
+
+
+def test_a_flagged_run_warns_in_the_summary_and_in_run_json(tiny_set, capsys, monkeypatch):
+    flagged = Health(checks={"mode_gap": 0.4}, warnings=["predictions collapse to one class"])
+    monkeypatch.setattr(train_module, "assess_classifier", lambda *a, **k: flagged)
+    assert train_module.main(_argv(tiny_set, "--name", "flagged", "--min-steps", "0")) == 0
+    err = capsys.readouterr().err
+    assert "WARNING: predictions collapse to one class" in err
+    assert "docs/small-data.md" in err
+    run = store.load_run("flagged")
+    assert run.warnings == ["predictions collapse to one class"]
+    assert run.info["health"]["ok"] is False
+
+
+def test_negative_min_steps_is_refused_in_one_line(tiny_set, capsys):
+    assert train_module.main(_argv(tiny_set, "--min-steps", "-2")) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--min-steps -2" in err[0]
+    assert store.list_runs() == []
