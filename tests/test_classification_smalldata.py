@@ -10,10 +10,13 @@ import pytest
 import store
 from classification import train as train_module
 from classification.guards import Health
+from classification.augment import get_recipe
 from classification.smalldata import (
     MIN_VAL_PER_CLASS,
     MIN_VAL_TO_SELECT,
+    SMALL_SET,
     epoch_selection,
+    small_set_recipe,
     steps_per_epoch,
     val_fraction,
 )
@@ -44,7 +47,7 @@ def _argv(data, *extra):
 
 
 def test_small_sets_get_at_least_min_steps_per_epoch():
-    assert steps_per_epoch(163, 32) == 40
+    assert steps_per_epoch(163, 32) == 30
     assert steps_per_epoch(1359, 32) == 43  # the demo set: one pass, as before
     assert steps_per_epoch(163, 32, min_steps=0) == 6
     with pytest.raises(ValueError, match="--min-steps -1"):
@@ -66,10 +69,34 @@ def test_validation_fraction_keeps_a_minimum_per_class():
     assert val_fraction({"ok": 5, "def": 56}, 0.15) == 0.3  # capped: training needs images
 
 
+def test_small_sets_get_flips_added_to_a_recipe_without_them():
+    basic = get_recipe("basic")
+    extended, note = small_set_recipe(basic, 163)
+    assert extended.name == "basic+flips" and "163 training images" in note
+    names = [type(t).__name__ for t in extended.transforms()]
+    assert names == ["HorizontalFlip", "VerticalFlip", "RandomRotate90"]
+    image = np.arange(64, dtype=np.uint8).reshape(8, 8)
+    draws = {extended.transform(image, rng=seed).tobytes() for seed in range(12)}
+    assert len(draws) > 1  # really random: several of the eight symmetries drawn
+    crop, _ = small_set_recipe(get_recipe("crop"), 163)
+    assert crop.preprocess_overrides == get_recipe("crop").preprocess_overrides
+
+
+@pytest.mark.parametrize(
+    ("recipe", "n_train", "enabled"),
+    [("basic", SMALL_SET, True), ("basic", 163, False), ("flip", 163, True), ("heavy", 80, True)],
+)
+def test_large_sets_switched_off_or_flipping_recipes_are_left_alone(recipe, n_train, enabled):
+    original = get_recipe(recipe)
+    assert small_set_recipe(original, n_train, enabled) == (original, None)
+
+
 def test_run_json_records_the_recipe_and_a_clean_health(tiny_set, capsys):
     assert train_module.main(_argv(tiny_set, "--name", "clean", "--min-steps", "3")) == 0
     run = store.load_run("clean")
     assert run.info["steps_per_epoch"] == 3
+    assert run.info["aug"] == "basic" and run.info["aug_effective"] == "basic+flips"
+    assert any("flips and quarter turns added" in n for n in run.info["data"]["split_notes"])
     assert "last epoch" in run.info["epoch_selection"]
     assert run.info["best_epoch"] == run.info["epochs_run"] == 2
     health = run.info["health"]
