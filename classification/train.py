@@ -34,6 +34,7 @@ from classification.smalldata import (
     training_data,
 )
 from classification.splits import classifier_splits
+from classification.transfer import TransferError, init_from_run
 from store import (
     RunError,
     create_run_dir,
@@ -75,6 +76,7 @@ class TrainConfig:
     patience: int = 8
     min_steps: int = MIN_STEPS_PER_EPOCH
     small_data: str = "auto"
+    init_from: str | None = None
     jit_compile: bool = False
     # Skips tracing the train step: slower per step, but far quicker for tiny smoke runs of the
     # large backbones (tracing MobileNetV2 costs tens of seconds on a busy CPU).
@@ -128,6 +130,12 @@ def build_parser() -> argparse.ArgumentParser:
         choices=("auto", "off"),
         help="auto: a training set under 500 images gets random flips and quarter turns "
         "added to a recipe without them; off: train the recipe as named",
+    )
+    parser.add_argument(
+        "--init-from",
+        metavar="RUN",
+        help="start from the weights of an earlier classifier run of the same --model (its "
+        "backbone; its head too when the classes match): transfer without ImageNet",
     )
     add_wandb_argument(parser)
     return parser
@@ -298,6 +306,7 @@ def train(config: TrainConfig, verbose: int | str = "auto") -> Path:
     split_notes += [small_note] if small_note else []
     preprocess = Preprocess(size=config.img_size, **recipe.preprocess_overrides)
     model = build_model(config.model, len(class_names), config.img_size, weights=config.weights)
+    transfer = init_from_run(model, config.model, config.init_from) if config.init_from else None
 
     def labels_of(frame: Any) -> np.ndarray:
         return np.array([class_names.index(c) for c in frame.label], dtype=np.int64)
@@ -434,6 +443,7 @@ def train(config: TrainConfig, verbose: int | str = "auto") -> Path:
             "lr": config.lr,
             "schedule": config.schedule,
             "weights": config.weights,
+            "init_from": transfer,
             "val_split": config.val_split,
             "class_weight": {class_names[i]: w for i, w in class_weight.items()},
             "train_seconds": round(train_seconds, 1),
@@ -489,7 +499,7 @@ def main(argv: list[str] | None = None) -> int:
     config = TrainConfig(**{k: v for k, v in vars(args).items()})
     try:
         train(config)
-    except (ValueError, RunError) as exc:
+    except (ValueError, RunError, TransferError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     return 0

@@ -4,13 +4,15 @@ the guard rails' verdict in run.json and the CLI summary."""
 import json
 
 import cv2
+import keras
 import numpy as np
 import pytest
 
 import store
 from classification import train as train_module
-from classification.guards import Health
 from classification.augment import get_recipe
+from classification.guards import Health
+from classification.models import build_model
 from classification.smalldata import (
     MIN_VAL_PER_CLASS,
     MIN_VAL_TO_SELECT,
@@ -20,6 +22,7 @@ from classification.smalldata import (
     steps_per_epoch,
     val_fraction,
 )
+from classification.transfer import TransferError, init_from_run
 
 pytestmark = pytest.mark.xdist_group("classification_train")
 
@@ -126,3 +129,53 @@ def test_negative_min_steps_is_refused_in_one_line(tiny_set, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "--min-steps -2" in err[0]
     assert store.list_runs() == []
+
+
+# ------------------------------------------------------------------- --init-from RUN
+
+
+def _source_run(name: str = "donor", model: str = "simple_cnn", classes: int = 2) -> keras.Model:
+    source = build_model(model, classes, 32)
+    run_dir = store.create_run_dir(name)
+    store.save_model(run_dir, source)
+    store.write_run_info(run_dir, {"kind": "classifier", "model": model})
+    return source
+
+
+def test_init_from_copies_the_backbone_and_a_fitting_head():
+    source = _source_run()
+    target = build_model("simple_cnn", 2, 48)  # another input size: conv weights still fit
+    record = init_from_run(target, "simple_cnn", "donor")
+    assert record["run"] == "donor" and record["head_copied"] is True
+    for name in ("stem_conv", "block3_bn", "last_conv", "predictions"):
+        for got, want in zip(
+            target.get_layer(name).get_weights(), source.get_layer(name).get_weights(), strict=True
+        ):
+            np.testing.assert_array_equal(got, want)
+
+
+def test_init_from_leaves_a_head_for_other_classes_new():
+    source = _source_run()
+    target = build_model("simple_cnn", 3, 32)
+    record = init_from_run(target, "simple_cnn", "donor")
+    assert record["head_copied"] is False and record["layers_copied"] > 5
+    np.testing.assert_array_equal(
+        target.get_layer("last_conv").get_weights()[0],
+        source.get_layer("last_conv").get_weights()[0],
+    )
+
+
+def test_init_from_refuses_another_model_family_or_a_missing_run(tiny_set, capsys):
+    _source_run()
+    with pytest.raises(TransferError, match="pick a classifier run of --model mobilenetv2"):
+        init_from_run(build_model("mobilenetv2", 2, 32), "mobilenetv2", "donor")
+    assert train_module.main(_argv(tiny_set, "--init-from", "nowhere", "--min-steps", "0")) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--init-from nowhere" in err[0] and "donor" in err[0]
+
+
+def test_a_run_trained_from_another_records_it(tiny_set):
+    _source_run()
+    argv = _argv(tiny_set, "--init-from", "donor", "--name", "child", "--min-steps", "0")
+    assert train_module.main(argv) == 0
+    assert store.load_run("child").info["init_from"]["run"] == "donor"
