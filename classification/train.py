@@ -339,7 +339,10 @@ def train(config: TrainConfig, verbose: int | str = "auto") -> Path:
             config.batch_size,
             config.min_steps,
         )
-        plain_train = dataset(train_items, False)
+        # Unaugmented training images in a fixed random order: BatchNorm re-estimation reads
+        # its first batches, which must not all be of one class (class folders are sorted).
+        plain_frame = train_items.sample(frac=1.0, random_state=config.seed)
+        plain_train = dataset(plain_frame, False)
         selection = epoch_selection(len(val_items))
         model.compile(
             optimizer=keras.optimizers.Adam(
@@ -379,7 +382,7 @@ def train(config: TrainConfig, verbose: int | str = "auto") -> Path:
             dataset(val_items, False),
             labels_of(val_items),
             plain_train,
-            labels_of(train_items),
+            labels_of(plain_frame),
             class_names,
             history.history,
             best_epoch,

@@ -164,6 +164,17 @@ def test_several_batches_average_to_the_batch_statistics():
     np.testing.assert_allclose(var, (halves[0][1] + halves[1][1]) / 2, rtol=1e-3, atol=1e-6)
 
 
+def test_a_short_last_batch_counts_by_its_images():
+    x, _ = _bright_dark(n=16, seed=4)
+    model = _bn_model()
+    recalibrate_batchnorm(model, [x[:12], x[12:]])
+    parts = [_input_statistics(model, "bn", part) for part in (x[:12], x[12:])]
+    mean, var = moving_statistics(model)["bn"]
+    np.testing.assert_allclose(mean, _input_statistics(model, "bn", x)[0], rtol=1e-3, atol=1e-5)
+    weighted = (12 * parts[0][1] + 4 * parts[1][1]) / 16
+    np.testing.assert_allclose(var, weighted, rtol=1e-3, atol=1e-6)
+
+
 def test_recalibration_limits_the_number_of_batches():
     x, _ = _bright_dark(n=16)
     assert recalibrate_batchnorm(_bn_model(), [x[:4], x[4:8], x[8:12]], max_batches=2) == 2

@@ -11,6 +11,7 @@ import pytest
 import store
 from classification import train as train_module
 from classification.augment import get_recipe
+from classification.batchnorm import moving_statistics
 from classification.guards import Health
 from classification.models import build_model
 from classification.smalldata import (
@@ -22,7 +23,9 @@ from classification.smalldata import (
     steps_per_epoch,
     val_fraction,
 )
+from classification.splits import classifier_splits
 from classification.transfer import TransferError, init_from_run
+from imaging import Preprocess, discover, load_images
 
 pytestmark = pytest.mark.xdist_group("classification_train")
 
@@ -110,6 +113,23 @@ def test_run_json_records_the_recipe_and_a_clean_health(tiny_set, capsys):
     )
     assert 0.0 <= health["checks"]["train_accuracy_inference"] <= 1.0
     json.dumps(run.info)  # plain JSON
+
+
+def test_the_saved_model_normalises_with_statistics_of_its_training_images(tiny_set):
+    """End to end: train.py's model.keras holds BatchNorm statistics of its training split."""
+    assert train_module.main(_argv(tiny_set, "--name", "bn", "--min-steps", "4")) == 0
+    run = store.load_run("bn")
+    spec, _ = classifier_splits(discover(str(tiny_set)), seed=run.info["seed"])
+    paths = list(spec.split("train").path)
+    x, errors = load_images(paths, Preprocess.from_dict(run.info["preprocess"]))
+    assert not errors and len(x) == sum(run.info["data"]["counts"]["train"].values())
+    model = run.load_model()
+    stem = keras.Model(model.input, model.get_layer("stem_bn").input).predict(x, verbose=0)
+    mean, var = moving_statistics(model)["stem_bn"]
+    np.testing.assert_allclose(mean, stem.mean(axis=(0, 1, 2)), rtol=1e-3, atol=1e-4)
+    # Within-batch variances, averaged: a little below the variance over all images.
+    ratio = var / stem.var(axis=(0, 1, 2))
+    assert np.all(ratio > 0.7) and np.all(ratio < 1.01), ratio
 
 
 def test_a_flagged_run_warns_in_the_summary_and_in_run_json(tiny_set, capsys, monkeypatch):
