@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 PORT ?= 8501
 
-.PHONY: install run test demo lint format browser bench clean-data
+.PHONY: install run test demo lint format browser bench learning-curve clean-data
 
 install: $(STAMP)
 
@@ -57,6 +57,10 @@ format: install
 
 bench: install
 	$(PY) benchmarks/cam_speed.py
+
+# Demo recipe on 120 ... 1,920 synthetic parts, 3 seeds (hours on 2 cores; resumes if stopped).
+learning-curve: install
+	$(PY) benchmarks/learning_curve.py
 
 clean-data:
 	rm -rf data

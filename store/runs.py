@@ -28,6 +28,8 @@ MODEL_FILE = "model.keras"
 INFO_FILE = "run.json"
 HISTORY_FILE = "history.csv"
 METRICS_FILE = "metrics.json"
+# run.json key of the guard rails' verdict (classification.guards): {ok, warnings, checks}.
+HEALTH_KEY = "health"
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 _TRACKED_PACKAGES = ("tensorflow-cpu", "keras", "numpy", "opencv-python-headless", "albumentations")
 
@@ -137,6 +139,27 @@ def write_run_info(run_dir: Path, info: dict[str, Any]) -> None:
     _write_json(Path(run_dir) / INFO_FILE, full)
 
 
+def health_record(warnings: Sequence[str], checks: dict[str, Any]) -> dict[str, Any]:
+    """The guard rails' verdict as run.json stores it under HEALTH_KEY.
+
+    `warnings` are sentences for a person (empty when the run looks sound); `checks` holds the
+    measured values behind them (JSON-serialisable).
+    """
+    if isinstance(warnings, str) or not all(isinstance(w, str) and w for w in warnings):
+        raise ValueError(f"health warnings must be a list of non-empty sentences, got {warnings!r}")
+    if not isinstance(checks, dict):
+        raise ValueError(f"health checks must be a dict, got {type(checks).__name__}")
+    return {"ok": not warnings, "warnings": list(warnings), "checks": checks}
+
+
+def run_warnings(info: dict[str, Any]) -> list[str]:
+    """The guard-rail warnings recorded in a run.json (none for runs trained before guards)."""
+    health = info.get(HEALTH_KEY)
+    if not isinstance(health, dict):
+        return []
+    return [w for w in health.get("warnings") or [] if isinstance(w, str)]
+
+
 def write_metrics(run_dir: Path, metrics: dict[str, Any]) -> None:
     """Write metrics.json (test metrics, confusion matrix, ...)."""
     _write_json(Path(run_dir) / METRICS_FILE, metrics)
@@ -203,6 +226,11 @@ class Run:
     @property
     def kind(self) -> str:
         return self.info["kind"]
+
+    @property
+    def warnings(self) -> list[str]:
+        """Guard-rail warnings recorded at training time (see `health_record`)."""
+        return run_warnings(self.info)
 
     @property
     def model_path(self) -> Path:

@@ -46,6 +46,11 @@ class RunRef:
     def normal_class(self) -> str | None:
         return self.info.get("normal_class")
 
+    @property
+    def warnings(self) -> list[str]:
+        """Guard-rail warnings recorded at training time (e.g. predictions collapsed)."""
+        return store.run_warnings(self.info)
+
     def run(self) -> store.Run:
         return store.Run(path=Path(self.path), info=self.info)
 
