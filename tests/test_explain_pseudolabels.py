@@ -9,6 +9,8 @@ from classification.decision_rule import (
     DecisionRuleError,
     defect_probability,
     predicted_defective,
+    run_predicted_classes,
+    run_predicted_defective,
 )
 from explain import ExplainError
 from explain.boxes import Box
@@ -32,6 +34,15 @@ def test_decision_rule_is_argmax_against_the_normal_class():
     assert defect_probability(probs, CLASSES, "ok_front") == pytest.approx([0.7, 0.2, 0.4])
     # without a normal class: any class but the first above one half
     assert predicted_defective(probs, ["ok", "bad"], None).tolist() == [False, True, True]
+    # at the run's operating point: defect probability >= its recorded threshold (0.5 without)
+    info = {"class_names": CLASSES, "normal_class": "ok_front"}
+    assert run_predicted_defective(probs, info).tolist() == [True, False, False]
+    assert run_predicted_defective(probs, {**info, "threshold": 0.15}).tolist() == [True, True, True]
+    assert run_predicted_classes(probs, {**info, "threshold": 0.3}) == [
+        "def_front",
+        "ok_front",
+        "def_front",
+    ]
     with pytest.raises(DecisionRuleError, match="3 classes"):
         predicted_defective(probs, ["a", "b", "c"], "a")
 

@@ -11,7 +11,11 @@ from ui.gallery import Picked, choose_dataset, choose_image, filter_items, picke
 from ui.resources import cams, image_key, probabilities, read_upload
 from ui.sidebar import pick_run
 
-from classification.decision_rule import defect_probability, predicted_defective
+from classification.decision_rule import (
+    defect_probability,
+    run_predicted_classes,
+    run_predicted_defective,
+)
 from explain import cam_to_boxes
 from explain.metrics import box_iou, match_instances
 from explain.pseudolabels import ImageLabels, boxes_table, coco_json, select_for_export
@@ -216,7 +220,7 @@ negatives = st.toggle(
     "Include parts predicted good as negatives",
     value=False,
     key="boxes_export_negatives",
-    help="Boxes come only from parts the classifier calls defective (argmax rule). With this "
+    help="Boxes come only from parts the classifier calls defective at the run's threshold. With this "
     "on, parts predicted good are listed as images without annotations (COCO negatives).",
 )
 if st.button("Compute boxes", key="boxes_export_run", icon=":material/play_arrow:"):
@@ -238,7 +242,8 @@ if st.button("Compute boxes", key="boxes_export_run", icon=":material/play_arrow
     for start in range(0, len(batch), step):
         chunk = batch[start : start + step]
         probs = probabilities(ref, [p.image for p in chunk])
-        defective = predicted_defective(probs, ref.class_names, ref.normal_class)
+        defective = run_predicted_defective(probs, ref.info)  # the run's operating point
+        classes = run_predicted_classes(probs, ref.info)
         p_defect = defect_probability(probs, ref.class_names, ref.normal_class)
         flagged = [i for i, d in enumerate(defective) if d]  # heatmaps only where it matters
         found = boxes_for(
@@ -252,7 +257,7 @@ if st.button("Compute boxes", key="boxes_export_run", icon=":material/play_arrow
                     width=int(p.image.shape[1]),
                     height=int(p.image.shape[0]),
                     label=ref.class_names[defect_index(ref, p.defect_type)],
-                    predicted_class=ref.class_names[int(probs[i].argmax())],
+                    predicted_class=classes[i],
                     defect_probability=float(p_defect[i]),
                     predicted_defect=bool(defective[i]),
                     boxes=tuple(boxes_of.get(i, ())),
