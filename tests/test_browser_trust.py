@@ -191,7 +191,8 @@ def test_batch_review_counts_update_at_once_and_the_reviewer_is_remembered(app_u
     page = _open(browser, f"{app_url}/batch-review")
     try:
         selector = page.locator('[data-testid="stSelectbox"]').filter(has_text="Batch").first
-        assert "shift A" in selector.inner_text() and "reviewed" not in selector.inner_text()
+        shown = selector.text_content() + selector.locator("input").input_value()
+        assert "shift A" in shown and "reviewed" not in shown, shown
         selector.locator("input").click()
         assert page.get_by_role("option", name="+ New batch (upload images)").count() == 1
         page.keyboard.press("Escape")
