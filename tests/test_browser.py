@@ -165,4 +165,10 @@ def _full_height(page) -> None:
         }"""
     )
     page.set_viewport_size({"width": 1440, "height": max(900, min(int(height), 4000))})
+    # the resize re-lays the page out: wait until no skeleton is left and every image is drawn
+    page.wait_for_function(
+        """() => !document.querySelector('[data-testid="stSkeleton"]')
+            && [...document.images].every(img => img.complete)""",
+        timeout=PAGE_TIMEOUT_MS,
+    )
     page.wait_for_timeout(800)

@@ -114,12 +114,20 @@ class Dataset:
     normal_class: str
 
 
+# Folders the app itself keeps in the data folder: the review log's stored image copies.
+NOT_DATASETS = {"review_images"}
+
+
 def dataset_roots() -> list[Path]:
     """Candidate data sets: the committed samples/ and whatever lives in the data folder."""
     roots = []
     for parent in (store.repo_root() / "samples", store.data_dir()):
         if parent.is_dir():
-            roots += sorted(p for p in parent.iterdir() if p.is_dir() and p.name[0] not in "._")
+            roots += sorted(
+                p
+                for p in parent.iterdir()
+                if p.is_dir() and p.name[0] not in "._" and p.name not in NOT_DATASETS
+            )
     return roots
 
 
