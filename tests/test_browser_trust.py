@@ -120,8 +120,10 @@ def test_heatmap_boxes_exports_only_predicted_defects_and_counts_instances(
         download.value.save_as(path)
         rows = list(csv.DictReader(path.open()))
         assert rows and {"defect_probability", "box_peak_heat"} <= set(rows[0])
+        # every box sits on a part predicted defective at the run's threshold (a good part the
+        # classifier wrongly flags may carry one: it is predicted defective)
         assert all(r["predicted_class"] != "ok_front" for r in rows)
-        assert not any("cast_ok_" in r["file"] for r in rows)
+        assert len({r["file"] for r in rows}) <= int(found.group(2))
         _no_errors(page)
     finally:
         page.close()
@@ -135,7 +137,7 @@ def test_melting_tank_controls_equal_the_chart_after_an_upload(app_url, browser,
     try:
         _segment(page, "6 hours")
         thumb = page.locator('[data-testid="stSlider"]').filter(has_text="NG threshold")
-        thumb = thumb.get_by_role("slider")
+        thumb = thumb.locator('[role="slider"][aria-valuenow]').first
         thumb.focus()
         for _ in range(100):
             now = float(thumb.get_attribute("aria-valuenow"))
@@ -212,8 +214,10 @@ def test_batch_review_counts_update_at_once_and_the_reviewer_is_remembered(app_u
         reviewer.press("Enter")
         _settle(page)
         page.get_by_text("Confirm defect", exact=True).first.click()
+        _settle(page)
         page.get_by_role("button", name="Record decision").click()
         _settle(page)
+        page.get_by_text("Recorded", exact=False).first.wait_for(timeout=PAGE_TIMEOUT_MS)
         reviewed = page.locator('[data-testid="stMetric"]').filter(has_text="Reviewed")
         assert reviewed.inner_text().split("\n")[-1].startswith("1 /"), reviewed.inner_text()
         assert "1 decision)" in _main_text(page)
