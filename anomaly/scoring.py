@@ -286,10 +286,15 @@ class AnomalyDetector:
     stats: ErrorStats | None = None
     threshold: float | None = None
     batch_size: int = 32
+    pixel_threshold: float | None = None
 
     @classmethod
-    def from_run(cls, run: Any) -> AnomalyDetector:
-        """Rebuild from a run (name, path or store.Run) of kind "autoencoder"."""
+    def from_run(cls, run: Any) -> Any:
+        """Rebuild from a run (name, path or store.Run) of kind "autoencoder" (anomaly runs).
+
+        PatchCore and PaDiM runs open as `anomaly.feature_detector.FeatureDetector`, which
+        offers the same interface.
+        """
         import store
         from imaging import Preprocess
 
@@ -297,6 +302,10 @@ class AnomalyDetector:
             run = store.load_run(run)
         if run.kind != "autoencoder":
             raise ScoringError(f"run {run.name!r} is a {run.kind} run; pick an autoencoder run")
+        if run.info.get("model") in ("patchcore", "padim"):
+            from anomaly.feature_detector import FeatureDetector
+
+            return FeatureDetector.from_run(run)
         config = ScoreConfig.from_dict(run.info.get("score", {}))
         stats = None
         if config.normalize:
@@ -310,6 +319,7 @@ class AnomalyDetector:
             config=config,
             stats=stats,
             threshold=run.info.get("threshold"),
+            pixel_threshold=run.info.get("pixel_threshold"),
         )
 
     @property
@@ -350,6 +360,15 @@ class AnomalyDetector:
         if self.threshold is None:
             raise ScoringError("this run has no threshold; retrain or calibrate one")
         return is_anomalous(scores, self.threshold)
+
+    def boxes(self, amap: np.ndarray) -> list:
+        """Predicted defect regions of one map (model resolution); none without a recorded
+        pixel threshold (runs trained before localization)."""
+        if self.pixel_threshold is None:
+            return []
+        from anomaly.localize import mask_to_boxes, predicted_mask
+
+        return mask_to_boxes(predicted_mask(amap, self.pixel_threshold), amap, min_area=4)
 
 
 def score_images(
