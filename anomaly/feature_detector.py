@@ -4,9 +4,10 @@
 threshold, score_arrays, decide), so evaluation, batch prediction, the inspection pipeline and
 the app use either kind unchanged; `AnomalyDetector.from_run` opens the right one. Per image,
 at model resolution: patch distances (h, w) -> bilinear upsampling to (S, S) -> Gaussian
-smoothing -> optional part mask -> image score = mean of the top-k % pixels (0.1 % at 128 px:
-the 16 hottest pixels, in effect the peak). The decision rule is that of every run
-(`anomaly.scoring.is_anomalous`); pixels at or above `pixel_threshold` form the predicted mask.
+smoothing -> optional part mask. Image score ("patch_max", PatchCore's): the largest patch
+distance; or ("top_k") the mean of the top-k % pixels of the map. The decision rule is that of
+every run (`anomaly.scoring.is_anomalous`); pixels at or above `pixel_threshold` form the
+predicted mask.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from anomaly.scoring import ScoringError, is_anomalous, part_mask, smooth, top_k
 BANK = "memory_bank"
 PADIM_MEAN = "padim_mean"
 PADIM_INV_COV = "padim_inv_cov"
+IMAGE_SCORES = ("patch_max", "top_k")
 
 
 @dataclass
@@ -35,9 +37,14 @@ class FeatureScoreConfig:
     top_k: float = 0.1
     part_mask: bool = True
     min_box_area: int = 4
+    image_score: str = "patch_max"
+
+    def __post_init__(self) -> None:
+        if self.image_score not in IMAGE_SCORES:
+            raise ScoringError(f"unknown image score {self.image_score!r}; use {IMAGE_SCORES}")
 
     def to_dict(self) -> dict[str, Any]:
-        return {"name": "top_k_mean", "map": "patch_distance", **asdict(self)}
+        return {"name": self.image_score, "map": "patch_distance", **asdict(self)}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> FeatureScoreConfig:
@@ -99,7 +106,11 @@ class FeatureDetector:
         maps = smooth(up, self.config.sigma)
         if self.config.part_mask:
             maps = maps * np.stack([part_mask(img) for img in images])
-        return top_k_mean(maps, self.config.top_k), maps.astype(np.float32), images
+        if self.config.image_score == "patch_max":
+            scores = patch.reshape(len(patch), -1).max(axis=1).astype(np.float64)
+        else:
+            scores = top_k_mean(maps, self.config.top_k)
+        return scores, maps.astype(np.float32), images
 
     def decide(self, scores: np.ndarray) -> np.ndarray:
         if self.threshold is None:

@@ -127,6 +127,7 @@ def fit_feature_run(config: Any, spec, good, preprocess, data: FeatureData) -> P
         sigma=config.sigma if config.sigma is not None else config.img_size / 32,
         top_k=config.top_k if config.top_k is not None else 0.1,
         part_mask=config.part_mask,
+        image_score="top_k" if config.top_k is not None else "patch_max",
     )
     detector = FeatureDetector(model, config.model, preprocess, arrays, score_config)
     calibration = _calibrate(config, detector, data)
@@ -139,9 +140,7 @@ def fit_feature_run(config: Any, spec, good, preprocess, data: FeatureData) -> P
     score_started = time.perf_counter()
     metrics = evaluate_detector(detector, spec, "test") if has_test else {}
     eval_seconds = time.perf_counter() - score_started
-    summary = {
-        k: metrics.get(k) for k in ("image_auroc", "pixel_auroc", "aupro", "f1", "pixel_f1")
-    }
+    summary = {k: metrics.get(k) for k in ("image_auroc", "pixel_auroc", "aupro", "f1", "pixel_f1")}
     store.write_history(run_dir, {"train_patches": [int(np.prod(feats.shape[:3]))]})
     store.write_run_info(
         run_dir,

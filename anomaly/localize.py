@@ -106,6 +106,7 @@ class AuproAccumulator:
             raise LocalizationError("AUPRO needs at least one defect region and good pixels")
         if not 0 < max_fpr <= 1:
             raise LocalizationError(f"max_fpr must be in (0, 1], got {max_fpr}")
+
         # fraction at or above each bin's lower edge, from the highest threshold down
         def above(hist: np.ndarray) -> np.ndarray:
             return np.cumsum(hist[::-1])[::-1] / hist.sum()

@@ -29,8 +29,8 @@ import store
 from anomaly.evaluate import evaluate_detector
 from anomaly.feature_train import FeatureData, fit_feature_run
 from anomaly.features import APPLICATIONS
-from anomaly.memory import METHODS as FEATURE_MODELS
 from anomaly.inputs import expand_image_args
+from anomaly.memory import METHODS as FEATURE_MODELS
 from anomaly.model import LOSSES, MODELS, build_autoencoder, build_draem, focal_dice_loss, get_loss
 from anomaly.normal_set import TrainingSetError, select_training_paths
 from anomaly.pseudo_defects import PseudoDefectConfig, corrupt_batch

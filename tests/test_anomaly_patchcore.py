@@ -177,4 +177,31 @@ def test_imagenet_weights_offline_fail_with_one_line(patchcore_run, capsys, monk
     argv = ["--data", str(data), "--name", "x", "--model", "patchcore", "--img-size", "32"]
     assert train_main([*argv, "--backbone", "mobilenetv2", "--weights", "imagenet"]) == 2
     out = capsys.readouterr().out.strip().splitlines()
-    assert any("ImageNet weights for mobilenetv2" in line and "--backbone-run" in line for line in out)
+    assert any("ImageNet weights for mobilenetv2" in ln and "--backbone-run" in ln for ln in out)
+
+
+def test_flagged_parts_get_anomaly_boxes_in_results_and_coco(patchcore_run, tmp_path):
+    from inspection import Inspector, inspect_into_review
+    from store.review import ReviewLog
+
+    data, run_dir = patchcore_run
+    inspector = Inspector(_classifier_run(tmp_path / "cls"), store.load_run(run_dir))
+    # flag every part and let its hottest pixels form regions, so the wiring is what is tested
+    inspector.detector.threshold = -1.0
+    inspector.detector.pixel_threshold = 1e-6
+    paths = sorted((data / "test" / "def_front").glob("*.png"))[:2]
+    with ReviewLog(f"sqlite:///{tmp_path / 'r.db'}", tmp_path / "images") as review:
+        batch = review.create_batch("t", inspector.classifier.name)
+        report = inspect_into_review(review, batch, paths, inspector)
+        assert report.added == 2
+        coco = review.export_coco(batch, boxes="predicted")
+    anomaly_boxes = [
+        a
+        for a in coco["annotations"]
+        if a["category_id"] == next(c["id"] for c in coco["categories"] if c["name"] == "anomaly")
+    ]
+    assert len(anomaly_boxes) >= 2
+    for box in anomaly_boxes:
+        x, y, w, h = box["bbox"]
+        assert 0 <= x and 0 <= y and w > 0 and h > 0 and x + w <= 48 and y + h <= 40
+        assert box["score"] >= 1.0  # region peak over the pixel threshold
