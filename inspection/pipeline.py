@@ -68,13 +68,16 @@ class InspectionError(ValueError):
 class Inspector:
     """A classifier run (and optionally an autoencoder run), loaded once, scoring chunks.
 
-    `timings` accumulates seconds per stage (STAGES) over every chunk scored.
+    `timings` accumulates wall seconds per stage (STAGES) over every chunk scored, and
+    `cpu_timings` the process CPU seconds (all threads) spent meanwhile: on a shared machine the
+    second says what a stage costs whatever else is running.
     """
 
     classifier: Run
     autoencoder: Run | None = None
     cam_method: str = "gradcam"
     timings: Counter = field(default_factory=Counter)
+    cpu_timings: Counter = field(default_factory=Counter)
 
     def __post_init__(self) -> None:
         info = self.classifier.info
@@ -118,11 +121,12 @@ class Inspector:
 
     @contextmanager
     def timed(self, stage: str) -> Iterator[None]:
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.process_time()
         try:
             yield
         finally:
             self.timings[stage] += time.perf_counter() - start
+            self.cpu_timings[stage] += time.process_time() - cpu
 
     def score(self, images: Sequence[np.ndarray]) -> list[dict[str, Any]]:
         """Result fields for decoded images (one chunk): verdict, boxes, anomaly score, risk."""

@@ -203,5 +203,33 @@ def test_flagged_parts_get_anomaly_boxes_in_results_and_coco(patchcore_run, tmp_
     assert len(anomaly_boxes) >= 2
     for box in anomaly_boxes:
         x, y, w, h = box["bbox"]
-        assert 0 <= x and 0 <= y and w > 0 and h > 0 and x + w <= 48 and y + h <= 40
+        assert x >= 0 and y >= 0 and w > 0 and h > 0 and x + w <= 48 and y + h <= 40
         assert box["score"] >= 1.0  # region peak over the pixel threshold
+
+
+@pytest.mark.slow
+def test_anomaly_page_boxes_the_predicted_regions_of_a_flagged_part(patchcore_run, tmp_path):
+    import json
+    import shutil
+
+    from streamlit.testing.v1 import AppTest
+
+    _, run_dir = patchcore_run
+    weights = tmp_path / "weights"
+    shutil.copytree(run_dir, weights / "pc_all")
+    info = json.loads((weights / "pc_all" / "run.json").read_text())
+    info.update(threshold=-1.0, pixel_threshold=1e-6)  # every part flagged, its part boxed
+    (weights / "pc_all" / "run.json").write_text(json.dumps(info))
+    mp = pytest.MonkeyPatch()
+    mp.setenv("DEFECTLENS_WEIGHTS", str(weights))
+    mp.setenv("DEFECTLENS_DATA", str(tmp_path / "no_data"))
+    try:
+        app = store.repo_root() / "app" / "Home.py"
+        at = AppTest.from_file(str(app), default_timeout=180).run()
+        at.switch_page("views/anomaly.py").run()
+        assert not at.exception, [e.value for e in at.exception]
+        captions = "\n".join(str(c.value) for c in at.caption)
+        assert "predicted defect region(s) boxed" in captions
+        assert any("Model input" in str(m.value) for m in at.markdown)
+    finally:
+        mp.undo()
