@@ -59,7 +59,7 @@ def predict_files(
     progress: bool = True,
 ) -> pd.DataFrame:
     """One row per file (COLUMNS); unreadable files carry the reason in `error`."""
-    detector = run if isinstance(run, AnomalyDetector) else AnomalyDetector.from_run(run)
+    detector = run if hasattr(run, "score_arrays") else AnomalyDetector.from_run(run)
     if maps_dir is not None:
         maps_dir.mkdir(parents=True, exist_ok=True)
     scale = 2 * detector.threshold if detector.threshold else None

@@ -382,7 +382,7 @@ def score_images(
     """
     from imaging import read_image
 
-    detector = run if isinstance(run, AnomalyDetector) else AnomalyDetector.from_run(run)
+    detector = run if hasattr(run, "score_arrays") else AnomalyDetector.from_run(run)
     decoded = [img if isinstance(img, np.ndarray) else read_image(img) for img in images]
     if not decoded:
         size = detector.preprocess.size
