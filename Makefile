@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 PORT ?= 8501
 
-.PHONY: install run test demo lint format browser bench clean-data
+.PHONY: install run test demo lint format browser postgres serve bench clean-data
 
 install: $(STAMP)
 
@@ -27,7 +27,15 @@ browser:
 		else echo "chromium missing: run 'sudo apt-get install chromium' for the browser tests"; fi; \
 	fi
 
-test: install browser
+# The review-log tests start a throwaway PostgreSQL server; install Debian's when missing.
+postgres:
+	@if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then \
+		if [ "$$(id -u)" = 0 ]; then \
+			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null; \
+		else echo "postgresql missing: run 'sudo apt-get install postgresql' for the review-log tests"; fi; \
+	fi
+
+test: install browser postgres
 	$(PY) -m pytest -n 2 --dist loadfile
 
 # Demo data and runs: the committed weights/demo_* and samples/ are rebuilt by this target.

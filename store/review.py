@@ -7,6 +7,7 @@ history stays. Image bytes are copied to `data_dir()/review_images/<sha[:2]>/<sh
 content-addressed, so the same image uploaded twice is stored once.
 
 Create one `ReviewLog` per process (after forking, never before): it owns a connection pool.
+Opening a log migrates its database to the newest schema (store/migrate.py, Alembic).
 """
 
 from __future__ import annotations
@@ -27,11 +28,12 @@ from typing import IO, Any
 
 import pandas as pd
 from sqlalchemy import Engine, create_engine, event, func, make_url, select
-from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from store.paths import data_dir
-from store.review_models import BATCH_STATUSES, VERDICTS, Base, Batch, Decision, Item
+from store.migrate import upgrade
+from store.review_models import BATCH_STATUSES, VERDICTS, Batch, Decision, Item
 
 log = logging.getLogger(__name__)
 
@@ -149,14 +151,7 @@ class ReviewLog:
         self.images_dir = Path(images_dir) if images_dir else data_dir() / "review_images"
         self.engine = make_engine(self.url)
         self._session = sessionmaker(self.engine, expire_on_commit=False)
-        self._create_schema()
-
-    def _create_schema(self) -> None:
-        try:
-            Base.metadata.create_all(self.engine)
-        except OperationalError:
-            # Another process created the tables between our check and our CREATE.
-            Base.metadata.create_all(self.engine)
+        upgrade(self.engine)
 
     def close(self) -> None:
         self.engine.dispose()
@@ -175,13 +170,15 @@ class ReviewLog:
         classifier_run: str | None = None,
         autoencoder_run: str | None = None,
         reviewer: str | None = None,
+        station: str | None = None,
     ) -> int:
-        """Open a new batch and return its id."""
+        """Open a new batch and return its id; `station` marks line traffic from that station."""
         batch = Batch(
             name=_required_text("name", name, 200),
             classifier_run=_optional_text("classifier_run", classifier_run, 200),
             autoencoder_run=_optional_text("autoencoder_run", autoencoder_run, 200),
             reviewer=_optional_text("reviewer", reviewer, 100),
+            station=_optional_text("station", station, 100),
             status="open",
         )
         with self._session.begin() as session:
@@ -517,6 +514,7 @@ def _batch_dict(batch: Batch) -> dict[str, Any]:
         "autoencoder_run": batch.autoencoder_run,
         "reviewer": batch.reviewer,
         "status": batch.status,
+        "station": batch.station,
     }
 
 
