@@ -31,8 +31,8 @@ from sqlalchemy import Engine, create_engine, event, func, make_url, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from store.paths import data_dir
 from store.migrate import upgrade
+from store.paths import data_dir
 from store.review_models import BATCH_STATUSES, VERDICTS, Batch, Decision, Item
 
 log = logging.getLogger(__name__)

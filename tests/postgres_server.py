@@ -99,8 +99,9 @@ def start() -> PostgresServer:
             f"-p {server.port} -c listen_addresses=127.0.0.1 -k {root} "
             "-c fsync=off -c max_connections=100"
         )
-        _run(server, "pg_ctl", "-D", str(data), "-o", options, "-l", str(root / "log"), "-w",
-             "start")
+        _run(
+            server, "pg_ctl", "-D", str(data), "-o", options, "-l", str(root / "log"), "-w", "start"
+        )
     except (PostgresUnavailable, OSError, subprocess.TimeoutExpired) as exc:
         log = root / "log"
         detail = log.read_text()[-500:] if log.exists() else ""

@@ -312,8 +312,12 @@ def test_database_made_before_migrations_is_stamped_and_upgraded(review_url):
     with engine.begin() as conn:
         command.upgrade(alembic_config(conn), INITIAL_REVISION)
         conn.execute(text("DROP TABLE alembic_version"))
-        conn.execute(text("INSERT INTO review_batches (name, created, status) "
-                          "VALUES ('old', CURRENT_TIMESTAMP, 'open')"))
+        conn.execute(
+            text(
+                "INSERT INTO review_batches (name, created, status) "
+                "VALUES ('old', CURRENT_TIMESTAMP, 'open')"
+            )
+        )
     engine.dispose()
     with ReviewLog(review_url) as log:
         assert log.batches().name.tolist() == ["old"]
