@@ -27,6 +27,11 @@ browser:
 		else echo "chromium missing: run 'sudo apt-get install chromium' for the browser tests"; fi; \
 	fi
 
+# The line service on the demo runs (docs/serve.md); needs DEFECTLENS_API_TOKEN in the environment.
+SERVE_PORT ?= 8000
+serve: install
+	$(PY) -m serve --classifier demo_flip --autoencoder demo_anomaly --port $(SERVE_PORT)
+
 # The review-log tests start a throwaway PostgreSQL server; install Debian's when missing.
 postgres:
 	@if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then \
@@ -58,6 +63,7 @@ demo: install
 lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/hadolint Dockerfile
 
 format: install
 	$(VENV)/bin/ruff format .
