@@ -215,6 +215,9 @@ def _routes(app: FastAPI, service: LineService) -> None:
             return
         await websocket.accept()
         queue = service.hub.subscribe()
+        # Clients only listen; reading their side is how a disconnect (or a server shutting
+        # down) ends this handler instead of leaving it waiting for the next alert.
+        closed = asyncio.create_task(_until_disconnect(websocket))
         try:
             last = -1
             if since is not None:
@@ -225,7 +228,9 @@ def _routes(app: FastAPI, service: LineService) -> None:
                     await websocket.send_json(alert)
                     last = alert["seq"]
             while True:
-                alert = await queue.get()
+                alert = await _next_alert(queue, closed)
+                if alert is None:
+                    return
                 if alert is OVERFLOW:
                     await websocket.close(code=1013, reason="too far behind; resume with since")
                     return
@@ -235,4 +240,20 @@ def _routes(app: FastAPI, service: LineService) -> None:
         except WebSocketDisconnect:
             pass
         finally:
+            closed.cancel()
             service.hub.unsubscribe(queue)
+
+
+async def _until_disconnect(websocket: WebSocket) -> None:
+    while (await websocket.receive())["type"] != "websocket.disconnect":
+        pass
+
+
+async def _next_alert(queue: asyncio.Queue, closed: asyncio.Task) -> dict[str, Any] | None:
+    """The next alert, or None once the client has gone."""
+    getter = asyncio.create_task(queue.get())
+    done, _ = await asyncio.wait({getter, closed}, return_when=asyncio.FIRST_COMPLETED)
+    if getter in done:
+        return getter.result()
+    getter.cancel()
+    return None
