@@ -8,6 +8,7 @@ the arrays themselves are passed as underscore arguments so Streamlit does not h
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -214,7 +215,8 @@ def cams(
 ) -> list[np.ndarray]:
     """Heatmaps mapped back onto each original image (H, W) in [0, 1]."""
     keys = tuple(image_key(im) for im in images)
-    return _cams(ref.key, keys, method, layer, class_index, ref, images)
+    with explain_errors_in_page(ref):
+        return _cams(ref.key, keys, method, layer, class_index, ref, images)
 
 
 @st.cache_data(max_entries=64, show_spinner=False)
@@ -225,7 +227,20 @@ def _candidate_layers(run_key: str, _ref: RunRef) -> list[str]:
 
 
 def candidate_layers(ref: RunRef) -> list[str]:
-    return _candidate_layers(ref.key, ref)
+    with explain_errors_in_page(ref):
+        return _candidate_layers(ref.key, ref)
+
+
+@contextlib.contextmanager
+def explain_errors_in_page(ref: RunRef):
+    """A model, layer or method explain refuses: its message in the page, then stop the page."""
+    from explain import ExplainError
+
+    try:
+        yield
+    except ExplainError as exc:
+        st.error(f"Cannot explain run **{ref.name}**: {exc}", icon=":material/error:")
+        st.stop()
 
 
 # ---------------------------------------------------------------- anomaly
