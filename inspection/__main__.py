@@ -2,15 +2,16 @@
 
     python -m inspection --classifier demo_cnn --autoencoder demo_ae --images parts/ shift.zip \
         --out results.csv [--db-batch "shift 7"]
+    python -m inspection --engine ray --address auto --workers 16 ... --out archive.parquet
 
 Folders are searched recursively; .zip archives are opened safely (imaging.archive). With
 --db-batch the images, predictions and scores also go into the review log as a new batch.
+--engine ray scores on a Ray cluster (docs/scale_out.md); --out NAME.parquet writes Parquet.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import sys
 import time
@@ -22,6 +23,7 @@ from tqdm import tqdm
 
 from imaging.archive import iter_upload_files
 from inspection.intake import IntakeReport, record_result
+from inspection.output import results_format, write_results
 from inspection.pipeline import (
     DEFAULT_BATCH,
     InspectionError,
@@ -65,7 +67,52 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--out", required=True, help="CSV file to write")
     parser.add_argument("--db-batch", help="also store the batch in the review log, this name")
     parser.add_argument("--batch-size", type=int, default=DEFAULT_BATCH)
+    parser.add_argument(
+        "--engine",
+        choices=("local", "ray"),
+        default="local",
+        help="local: this process (default); ray: Ray Data actor pool (pip install -e .[ray])",
+    )
+    parser.add_argument(
+        "--address",
+        help="ray engine: cluster address (auto, HOST:6379 or ray://HOST:10001); "
+        "default: a local Ray with --workers CPUs",
+    )
+    parser.add_argument(
+        "--workers", type=int, default=1, help="ray engine: actors, one model load each"
+    )
     return parser
+
+
+def _engine(args: argparse.Namespace):
+    """(score(entries, progress) -> (entry, row) iterator, classifier run, autoencoder run)."""
+    if args.engine == "ray":
+        from inspection.ray_engine import batch_summary, import_ray, iter_inspect_ray, open_runs
+
+        import_ray()
+        classifier, autoencoder = open_runs(args.classifier, args.autoencoder)
+
+        def score(entries, progress):
+            records = []
+            yield from iter_inspect_ray(
+                entries,
+                classifier,
+                autoencoder,
+                address=args.address,
+                workers=args.workers,
+                batch_size=args.batch_size,
+                records=records,
+                progress=progress,
+            )
+            print(batch_summary(records))
+
+        return score, classifier, autoencoder
+    inspector = Inspector.from_runs(args.classifier, args.autoencoder)
+
+    def score(entries, progress):
+        return iter_inspect(entries, inspector, args.batch_size, progress)
+
+    return score, inspector.classifier, inspector.autoencoder
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -75,8 +122,12 @@ def main(argv: list[str] | None = None) -> int:
     if missing:
         print(f"error: not found: {', '.join(missing)}", file=sys.stderr)
         return 2
+    if args.engine != "ray" and (args.address or args.workers != 1):
+        print("error: --address and --workers need --engine ray", file=sys.stderr)
+        return 2
     try:
-        inspector = Inspector.from_runs(args.classifier, args.autoencoder)
+        results_format(args.out)
+        score, classifier, autoencoder = _engine(args)
     except (ValueError, RunError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -94,13 +145,13 @@ def main(argv: list[str] | None = None) -> int:
         review = ReviewLog()
         batch_id = review.create_batch(
             args.db_batch,
-            classifier_run=inspector.classifier.name,
-            autoencoder_run=None if inspector.autoencoder is None else inspector.autoencoder.name,
+            classifier_run=classifier.name,
+            autoencoder_run=None if autoencoder is None else autoencoder.name,
         )
         report = IntakeReport(batch_id)
     rows = []
     try:
-        for entry, row in iter_inspect(entries, inspector, args.batch_size, progress):
+        for entry, row in score(entries, progress):
             rows.append(row)
             if review is not None:
                 record_result(review, report, entry, row)
@@ -112,11 +163,7 @@ def main(argv: list[str] | None = None) -> int:
         if review is not None:
             review.close()
     frame = results_frame(rows)
-    for column in ("class_probabilities", "boxes"):
-        frame[column] = frame[column].map(lambda v: None if v is None else json.dumps(v))
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    frame.sort_values("risk_score", ascending=False).to_csv(out, index=False)
+    out = write_results(frame, args.out)
     print(summarize(frame, time.perf_counter() - started))
     print(f"wrote {out}")
     if report is not None:
