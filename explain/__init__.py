@@ -27,7 +27,8 @@ def compute_cams(
 
     methods: gradcam, gradcam++, hirescam, xgradcam, eigencam, scorecam, layercam, smoothgrad,
     saliency. layer: a name from `candidate_layers(model)` (default `find_target_layer(model)`).
-    backend "fast" is our compiled batched path; "tf-keras-vis" calls tf-keras-vis' own classes (flat models only).
+    backend "fast" is our compiled batched path; "tf-keras-vis" calls tf-keras-vis' own
+    classes (flat models only).
     kw: score ("auto" | "logit" | "probability"), batch_size, normalize, jit_compile,
     max_N (scorecam), smooth_samples / smooth_noise / seed (smoothgrad).
     """
