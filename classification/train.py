@@ -99,7 +99,7 @@ def build_parser() -> argparse.ArgumentParser:
         description=__doc__.split("\n\n")[0],
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    parser.add_argument("--data", help="data set folder or CSV manifest (see DATA.md)")
+    parser.add_argument("--data", help="data set folder or CSV manifest (see docs/data.md)")
     parser.add_argument("--model", default=defaults.model, choices=MODEL_NAMES)
     parser.add_argument(
         "--aug", default=defaults.aug, help=f"recipe: {', '.join(RECIPES)}, or `list`"

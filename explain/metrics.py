@@ -1,4 +1,4 @@
-"""Heatmap quality, one small pure function per measure (see METRICS.md).
+"""Heatmap quality, one small pure function per measure (see docs/metrics.md).
 
 Conventions: `cam` is a float (H, W) map >= 0 (any scale), masks are boolean (H, W) of the same
 size, boxes are (x_min, y_min, x_max, y_max) with exclusive max. A map with no energy at all
