@@ -141,7 +141,9 @@ def fit_feature_run(config: Any, spec, good, preprocess, data: FeatureData) -> P
         score_started = time.perf_counter()
         metrics = evaluate_detector(detector, spec, "test") if has_test else {}
         eval_seconds = time.perf_counter() - score_started
-        summary = {k: metrics.get(k) for k in ("image_auroc", "pixel_auroc", "aupro", "f1", "pixel_f1")}
+        summary = {
+            k: metrics.get(k) for k in ("image_auroc", "pixel_auroc", "aupro", "f1", "pixel_f1")
+        }
         store.write_history(run_dir, {"train_patches": [int(np.prod(feats.shape[:3]))]})
         store.write_run_info(
             run_dir,

@@ -42,7 +42,7 @@ from classification.smalldata import (
     training_data,
 )
 from classification.splits import classifier_splits
-from classification.transfer import TransferError, init_from_run
+from classification.transfer import init_from_run
 from store import (
     create_run_dir,
     health_record,

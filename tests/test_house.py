@@ -97,9 +97,7 @@ def _local_edges() -> list[tuple[str, str]]:
 
 def test_imports_point_down():
     upward = [
-        f"{a} -> {b}"
-        for a, b in _local_edges()
-        if RANKS[b.split(".")[0]] > RANKS[a.split(".")[0]]
+        f"{a} -> {b}" for a, b in _local_edges() if RANKS[b.split(".")[0]] > RANKS[a.split(".")[0]]
     ]
     assert not upward, "imports must point down (app, serve -> inspection -> ...):\n" + "\n".join(
         upward
@@ -107,9 +105,7 @@ def test_imports_point_down():
 
 
 def test_no_module_imports_a_cli_module():
-    offenders = [
-        f"{a} -> {b}" for a, b in _local_edges() if b.rsplit(".", 1)[-1] in CLI_MODULES
-    ]
+    offenders = [f"{a} -> {b}" for a, b in _local_edges() if b.rsplit(".", 1)[-1] in CLI_MODULES]
     assert not offenders, "CLI modules are shells; move shared code to a library module:\n" + (
         "\n".join(offenders)
     )
