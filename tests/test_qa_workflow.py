@@ -97,6 +97,14 @@ def test_experiments_slider_moves_the_live_figures_and_save_records_it(qa_env, m
     assert info["threshold_history"][-1]["set_by"] == "qa-tester"
     assert len(info["threshold_history"]) == 2
 
+    # Every page now decides at the saved threshold: Error Analysis starts there.
+    at = _open("error_analysis.py")
+    at.selectbox(key="run_classifier").set_value("qa_cnn").run()
+    assert at.slider(key="errors_threshold_qa_cnn").value == pytest.approx(0.25)
+    at25 = decisions(store.load_run(qa_env["run"]), frame, 0.25)
+    cell = at.button(key="errors_cell_def_front_def_front").label
+    assert int(cell) == int((at25.outcome == "TP").sum())
+
 
 @pytest.mark.parametrize(
     ("true", "predicted"), [("def_front", "ok_front"), ("ok_front", "ok_front")]
