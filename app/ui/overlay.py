@@ -2,9 +2,11 @@
 
 from explain.overlay import (  # noqa: F401
     COLORMAPS,
+    MISSED_COLOR,
     PRED_COLOR,
     TRUTH_COLOR,
     blend,
+    colorbar,
     colorize,
     draw_boxes,
     outline_mask,

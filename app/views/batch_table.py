@@ -10,16 +10,13 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from inspection.risk import triage_order
+from store.review_export import VERDICT_LABELS
 from store.thresholds import DEFAULT_THRESHOLD, decide
 
-VERDICT_LABELS = {
-    "confirmed_defect": "Confirm defect",
-    "false_alarm": "False alarm",
-    "ok": "OK",
-    "unsure": "Unsure",
-}
 REVIEW_STATES = ("all", "unreviewed", "reviewed")
 TABLE_COLUMNS = [
+    "triage_rank",
     "item_id",
     "file_name",
     "risk_score",
@@ -49,8 +46,7 @@ def triage_table(items: pd.DataFrame, normal_class: str | None) -> pd.DataFrame:
     flag = scored["anomaly_flag"]
     scored["disagree"] = flag.notna() & (predicted_defect != flag.fillna(False).astype(bool))
     scored["n_boxes"] = scored["boxes"].map(lambda b: len(b) if isinstance(b, list) else 0)
-    scored = scored.sort_values(["risk_score", "item_id"], ascending=[False, True])
-    return scored.reset_index(drop=True)
+    return triage_order(scored)
 
 
 @dataclass(frozen=True)
@@ -138,3 +134,16 @@ def summary_counts(table: pd.DataFrame) -> dict[str, int]:
 def text_or_empty(value: object) -> str:
     """A stored text field for a widget: missing values (None, NaN from pandas) become ''."""
     return "" if value is None or (isinstance(value, float) and np.isnan(value)) else str(value)
+
+
+def local_times(times: pd.Series, zone: str) -> pd.Series:
+    """Stored decision times (UTC; naive values are UTC) as 'YYYY-MM-DD HH:MM:SS' in `zone`
+    (an IANA name such as Europe/Berlin; unknown names fall back to UTC)."""
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    try:
+        tz = ZoneInfo(zone)
+    except (ZoneInfoNotFoundError, ValueError):
+        tz = ZoneInfo("UTC")
+    stamps = pd.to_datetime(times, utc=True)
+    return stamps.dt.tz_convert(tz).dt.strftime("%Y-%m-%d %H:%M:%S")

@@ -4,7 +4,7 @@ import pandas as pd
 import streamlit as st
 from ui import figures, operating
 from ui.resources import RunRef, runs
-from ui.sidebar import no_runs_message
+from ui.sidebar import flagged_label, no_runs_message, show_warnings
 
 import store
 from classification.evaluation import decisions
@@ -31,12 +31,14 @@ if not found:
     st.stop()
 
 names = [r.name for r in found]
+by_name = {r.name: r for r in found}
 chosen = st.sidebar.multiselect(
     "Runs",
     names,
     default=names[:8],
     key=f"experiments_runs_{kind}",
-    help="Runs to compare (newest first).",
+    help="Runs to compare (newest first); ⚠️ marks a run whose guard rails fired.",
+    format_func=lambda n: flagged_label(by_name[n]),
 )
 selected: list[RunRef] = [r for r in found if r.name in chosen]
 if not selected:
@@ -46,6 +48,8 @@ if not selected:
 
 def _metrics_row(ref: RunRef) -> dict:
     row = {"run": ref.name}
+    if "health" in ref.info:
+        row["health"] = "⚠️ flagged" if ref.warnings else "ok"
     for key in CONFIG_KEYS:
         value = ref.info.get(key)
         if isinstance(value, dict):
@@ -68,6 +72,8 @@ numeric = [
     for c in table.columns
     if c.split(".")[0] not in CONFIG_KEYS and c != "run" and pd.api.types.is_numeric_dtype(table[c])
 ]
+for ref in selected:
+    show_warnings(ref, st)
 st.dataframe(
     table.style.format(precision=4, subset=numeric).highlight_max(
         subset=[c for c in numeric if c != "threshold"], color="#d7ecd9"
