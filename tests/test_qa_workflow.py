@@ -194,7 +194,8 @@ def test_report_cli_writes_the_file_and_refuses_bad_input(qa_env, tmp_path, caps
     assert out.read_text().count("<section") == len(RUN_SECTIONS)
     assert report_main(["--run", "nope", "--out", str(tmp_path / "x.html")]) == 2
     assert "no run named 'nope'" in capsys.readouterr().err
-    assert report_main(["--run", "qa_cnn", "--out", str(tmp_path / "missing" / "x.html")]) == 2
+    (tmp_path / "file").write_text("a file where a folder should be")
+    assert report_main(["--run", "qa_cnn", "--out", str(tmp_path / "file" / "x.html")]) == 2
     assert "--out" in capsys.readouterr().err
     assert not (tmp_path / "x.html").exists()
     monkey_db = f"sqlite:///{tmp_path / 'empty.db'}"
