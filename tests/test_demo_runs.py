@@ -53,9 +53,12 @@ def test_demo_recipe_lands_in_the_target_band():
     """The data is tuned so the demo classifier is good but not trivially perfect (issue #2/#3)."""
     run = store.load_run(DEMO_WEIGHTS / "demo_flip")
     assert (run.info["model"], run.info["aug"]) == ("simple_cnn", "flip")
-    assert 0.97 <= run.metrics["accuracy"] <= 0.997
-    assert run.metrics["accuracy"] >= 0.98
-    assert run.metrics["defect_f1"] >= 0.98
+    # the band is about the model, so it reads the argmax figures (metrics.json also holds
+    # the figures at the run's operating point, which its validation threshold decides)
+    argmax = run.metrics.get("argmax", run.metrics)
+    assert 0.97 <= argmax["accuracy"] <= 0.997
+    assert argmax["accuracy"] >= 0.98
+    assert argmax["defect_f1"] >= 0.98
 
 
 @pytest.mark.parametrize("name", CLASSIFIERS)
