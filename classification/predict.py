@@ -25,10 +25,12 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
+from classification.operating_point import decide_classes
 from imaging import IMAGE_EXTENSIONS, DecodedImage, Preprocess, decode_image
 from imaging.screening import join_warnings, screen_image
 from store import Run, load_run
 from store.cli_errors import CliInputError, check_output_file, cli_main, positive_int, write_csv
+from store.thresholds import run_threshold
 
 log = logging.getLogger(__name__)
 
@@ -106,8 +108,13 @@ def predict_images(
     batch_size: int = DEFAULT_BATCH,
     progress: bool = False,
     keep_cams: bool = False,
+    threshold: float | None = None,
 ) -> pd.DataFrame:
     """One row per input: status, error, class probabilities, prediction (+ CAM peak, boxes).
+
+    The prediction is taken at the run's operating point: defective when the summed defect
+    probability is at or above `threshold` (default: the run's recorded one, 0.5 for runs
+    without), the type by argmax among defect classes (classification.operating_point).
 
     Inputs may be file paths, decoded images (numpy), bytes or file-like uploads, or
     (name, source) pairs. With `cam`, the heatmap of the most probable defect class is computed
@@ -120,7 +127,9 @@ def predict_images(
     info = run.info
     class_names = list(info["class_names"])
     normal = info["normal_class"]
-    normal_index = class_names.index(normal)
+    threshold = run_threshold(info) if threshold is None else float(threshold)
+    if not 0.0 <= threshold <= 1.0:
+        raise PredictError(f"--threshold {threshold}: must be between 0 and 1")
     preprocess = Preprocess.from_dict(info["preprocess"])
     model = run.load_model()
     if boxes and cam is None:
@@ -161,7 +170,7 @@ def predict_images(
         if decoded:
             x = np.stack(decoded)
             probabilities = np.asarray(model.predict_on_batch(x), dtype=float)
-            _fill_predictions(good, probabilities, class_names, normal_index)
+            _fill_predictions(good, probabilities, class_names, normal, threshold)
             if cam is not None:
                 targets = cam_targets(probabilities, class_names, normal)
                 maps = compute_cams(
@@ -172,6 +181,7 @@ def predict_images(
         bar.update(len(chunk))
     bar.close()
     frame = pd.DataFrame(rows, columns=_columns(class_names, cam, boxes, keep_cams))
+    frame.attrs.update(run=run.name, threshold=threshold)
     # Unreadable rows leave these empty: nullable integers keep them integral in the CSV.
     for column in ("width", "height", "cam_peak_x", "cam_peak_y"):
         if column in frame:
@@ -180,15 +190,20 @@ def predict_images(
 
 
 def _fill_predictions(
-    rows: list[dict], probabilities: np.ndarray, class_names: list[str], normal_index: int
+    rows: list[dict],
+    probabilities: np.ndarray,
+    class_names: list[str],
+    normal: str,
+    threshold: float,
 ) -> None:
-    for row, probs in zip(rows, probabilities, strict=True):
-        best = int(probs.argmax())
+    normal_index = class_names.index(normal)
+    decided = decide_classes(probabilities, class_names, normal, threshold)
+    for row, probs, best in zip(rows, probabilities, decided, strict=True):
         row.update(
             predicted_class=class_names[best],
             confidence=float(probs[best]),
             defect_probability=float(1.0 - probs[normal_index]),
-            is_defect=best != normal_index,
+            is_defect=bool(best != normal_index),
             **{f"p_{name}": float(p) for name, p in zip(class_names, probs, strict=True)},
         )
 
@@ -287,6 +302,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--batch-size", type=positive_int, default=DEFAULT_BATCH, help="images per model call"
     )
+    parser.add_argument(
+        "--threshold",
+        type=float,
+        help="defect threshold on the summed defect probability (default: the run's own, "
+        "0.5 for runs without one)",
+    )
     return parser
 
 
@@ -309,9 +330,11 @@ def main(argv: list[str] | None = None) -> int:
         boxes=args.boxes,
         batch_size=args.batch_size,
         progress=True,
+        threshold=args.threshold,
     )
     write_csv(frame, out)
     print(summarize(frame, skipped, time.perf_counter() - started))
+    print(f"defect threshold {frame.attrs['threshold']:.4g} (summed defect probability)")
     print(f"wrote {out}")
     if not (frame.status == "ok").any():
         print(f"error: none of the {len(frame)} inputs could be read; see {out}", file=sys.stderr)

@@ -30,7 +30,15 @@ from explain.layers import ExplainError
 from store.cli_errors import atomic_output, check_output_file, cli_main, positive_int
 
 log = logging.getLogger(__name__)
-LOCALIZATION = ("energy_inside", "pointing_hit", "box_iou", "box_hit@0.3", "box_hit@0.5")
+LOCALIZATION = (
+    "energy_inside",
+    "pointing_hit",
+    "box_iou",
+    "box_hit@0.3",
+    "box_hit@0.5",
+    "instance_recall",
+    "instance_precision",
+)
 NOISE = ("off_part_energy", "entropy", "blobs", "mean_intensity")
 
 
@@ -188,20 +196,41 @@ def summarize(frame: pd.DataFrame) -> dict[str, Any]:
     for name, group in groups:
         wanted = (*LOCALIZATION, *NOISE) if name != "good" else NOISE
         out[name] = {m: describe(group[m]) for m in wanted if m in group}
+        if name != "good" and "n_instances" in group:
+            out[name].update(pooled_instances(group))
     return out
+
+
+def pooled_instances(group: pd.DataFrame) -> dict[str, Any]:
+    """Instance recall and precision pooled over the group's images (every instance and every
+    box counts once), next to the per-image means above."""
+    instances, found = group["n_instances"].sum(), group["n_found"].sum()
+    boxes, on_defect = group["n_boxes"].sum(), group["n_boxes_on_defect"].sum()
+    return {
+        "instances_pooled": {
+            "instances": int(instances),
+            "found": int(found),
+            "recall": float(found / instances) if instances else float("nan"),
+            "boxes": int(boxes),
+            "precision": float(on_defect / boxes) if boxes else float("nan"),
+        }
+    }
 
 
 def format_table(summary: dict[str, Any]) -> str:
     """One line per group: means of the metrics (hit rates are means of 0/1)."""
     columns = (*LOCALIZATION, *NOISE)
-    head = f"{'group':<16}{'n':>5}" + "".join(f"{c:>16}" for c in columns)
+    widths = [max(16, len(c) + 2) for c in columns]
+    head = f"{'group':<16}{'n':>5}" + "".join(
+        f"{c:>{w}}" for c, w in zip(columns, widths, strict=True)
+    )
     lines = [head, "-" * len(head)]
     for name, stats in summary.items():
-        n = max((s.get("n", 0) for s in stats.values()), default=0)
+        n = max((s.get("n", 0) for k, s in stats.items() if k != "instances_pooled"), default=0)
         cells = []
-        for c in columns:
+        for c, w in zip(columns, widths, strict=True):
             mean = stats.get(c, {}).get("mean")
-            cells.append(f"{'-' if mean is None or math.isnan(mean) else f'{mean:.3f}':>16}")
+            cells.append(f"{'-' if mean is None or math.isnan(mean) else f'{mean:.3f}':>{w}}")
         lines.append(f"{name:<16}{n:>5}" + "".join(cells))
     return "\n".join(lines)
 

@@ -23,6 +23,7 @@ import store
 from meltingtank.loader import load_kamp_csv
 from meltingtank.windowing import all_windows, apply_minmax
 from store.cli_errors import check_output_file, cli_main, positive_int, write_csv
+from store.thresholds import decide, run_threshold
 
 log = logging.getLogger(__name__)
 BATCH_SIZE = 16_384
@@ -88,10 +89,10 @@ def predict_series(
         if column in df.columns:
             out[column] = df[column].to_numpy()
     out["ng_probability"] = prob
-    threshold = float(info.get("threshold", 0.5))
-    out["prediction"] = pd.Series(np.where(prob >= threshold, "NG", "OK"), index=df.index).where(
-        complete
-    )
+    threshold = run_threshold(info)
+    out["prediction"] = pd.Series(
+        np.where(decide(prob, threshold), "NG", "OK"), index=df.index
+    ).where(complete)
     out["window_complete"] = complete
     if "TAG" in df.columns:
         out["TAG"] = df["TAG"].to_numpy()

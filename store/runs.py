@@ -1,7 +1,9 @@
 """The run-folder format: the one place that knows what lives in weights/<name>/.
 
 A run folder holds `model.keras`, `run.json` (what was trained, how, on what, with which
-preprocessing), `history.csv` (per-epoch metrics) and `metrics.json` (test metrics).
+preprocessing), `history.csv` (per-epoch metrics) and `metrics.json` (test metrics), plus any
+named arrays a detector needs beside its model (e.g. PatchCore's memory bank), each one
+`<name>.npy` written and read without pickles.
 """
 
 from __future__ import annotations
@@ -28,6 +30,9 @@ MODEL_FILE = "model.keras"
 INFO_FILE = "run.json"
 HISTORY_FILE = "history.csv"
 METRICS_FILE = "metrics.json"
+# run.json key of the guard rails' verdict (classification.guards): {ok, warnings, checks}.
+HEALTH_KEY = "health"
+_ARRAY_RE = re.compile(r"^[a-z][a-z0-9_]*$")
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 _TRACKED_PACKAGES = ("tensorflow-cpu", "keras", "numpy", "opencv-python-headless", "albumentations")
 
@@ -137,6 +142,27 @@ def write_run_info(run_dir: Path, info: dict[str, Any]) -> None:
     _write_json(Path(run_dir) / INFO_FILE, full)
 
 
+def health_record(warnings: Sequence[str], checks: dict[str, Any]) -> dict[str, Any]:
+    """The guard rails' verdict as run.json stores it under HEALTH_KEY.
+
+    `warnings` are sentences for a person (empty when the run looks sound); `checks` holds the
+    measured values behind them (JSON-serialisable).
+    """
+    if isinstance(warnings, str) or not all(isinstance(w, str) and w for w in warnings):
+        raise ValueError(f"health warnings must be a list of non-empty sentences, got {warnings!r}")
+    if not isinstance(checks, dict):
+        raise ValueError(f"health checks must be a dict, got {type(checks).__name__}")
+    return {"ok": not warnings, "warnings": list(warnings), "checks": checks}
+
+
+def run_warnings(info: dict[str, Any]) -> list[str]:
+    """The guard-rail warnings recorded in a run.json (none for runs trained before guards)."""
+    health = info.get(HEALTH_KEY)
+    if not isinstance(health, dict):
+        return []
+    return [w for w in health.get("warnings") or [] if isinstance(w, str)]
+
+
 def write_metrics(run_dir: Path, metrics: dict[str, Any]) -> None:
     """Write metrics.json (test metrics, confusion matrix, ...)."""
     _write_json(Path(run_dir) / METRICS_FILE, metrics)
@@ -180,6 +206,26 @@ def read_confusion(metrics: dict[str, Any], labels: Sequence[str] = ()) -> dict[
     return confusion_record(found, names, metrics.get("positive_class"))
 
 
+def _array_path(run_dir: Path, name: str) -> Path:
+    if not _ARRAY_RE.match(name):
+        raise RunError(f"array name {name!r} is not allowed: use lower-case letters, digits, '_'")
+    return Path(run_dir) / f"{name}.npy"
+
+
+def save_array(run_dir: Path, name: str, array: Any) -> Path:
+    """Write `<name>.npy` into the run folder (plain numeric array, no pickle)."""
+    import numpy as np
+
+    path = _array_path(run_dir, name)
+    data = np.asarray(array)
+    if data.dtype == object:
+        raise RunError(f"array {name!r} holds Python objects; only numeric arrays are stored")
+    tmp = path.with_suffix(".tmp.npy")
+    np.save(tmp, data, allow_pickle=False)
+    tmp.replace(path)
+    return path
+
+
 def write_history(run_dir: Path, history: pd.DataFrame | dict[str, list]) -> None:
     """Write history.csv, one row per epoch."""
     frame = pd.DataFrame(history)
@@ -205,6 +251,11 @@ class Run:
         return self.info["kind"]
 
     @property
+    def warnings(self) -> list[str]:
+        """Guard-rail warnings recorded at training time (see `health_record`)."""
+        return run_warnings(self.info)
+
+    @property
     def model_path(self) -> Path:
         return self.path / MODEL_FILE
 
@@ -222,6 +273,18 @@ class Run:
         """Refuse a run.json that lacks what inference with this kind of run reads."""
         _check_fields(self.path / INFO_FILE, self.info, complete=True)
         return self
+
+    def load_array(self, name: str) -> Any:
+        """A named array of the run (`save_array`), loaded without pickles."""
+        import numpy as np
+
+        path = _array_path(self.path, name)
+        if not path.exists():
+            raise RunError(f"run {self.name!r} has no {path.name} in {self.path}")
+        try:
+            return np.load(path, allow_pickle=False)
+        except ValueError as exc:
+            raise RunError(f"{path} is not a plain numeric array ({exc})") from exc
 
     def load_model(self, custom_objects: dict[str, Any] | None = None) -> Any:
         """Load model.keras once with safe_mode=True (no arbitrary code, no pickles)."""
