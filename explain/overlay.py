@@ -1,5 +1,4 @@
-"""Drawing heatmaps and boxes over images (colouring, blending, outlines, PNG bytes): the app
-and the line service both show Grad-CAM this way."""
+"""Drawing heatmaps for people: colouring, blending, boxes, mask outlines, PNG bytes."""
 
 from __future__ import annotations
 
@@ -18,6 +17,7 @@ COLORMAPS = {
 }
 PRED_COLOR = (255, 196, 0)
 TRUTH_COLOR = (0, 220, 90)
+MISSED_COLOR = (230, 30, 30)
 
 
 def to_rgb(image: np.ndarray) -> np.ndarray:
@@ -32,6 +32,12 @@ def colorize(heat: np.ndarray, colormap: str = "jet") -> np.ndarray:
     u8 = np.clip(np.nan_to_num(heat) * 255.0, 0, 255).astype(np.uint8)
     bgr = cv2.applyColorMap(u8, COLORMAPS[colormap])
     return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+
+
+def colorbar(colormap: str = "jet", width: int = 256, height: int = 12) -> np.ndarray:
+    """A horizontal RGB strip from 0 (left) to 1 (right) in the colormap, for a legend."""
+    ramp = np.tile(np.linspace(0.0, 1.0, width, dtype=np.float32), (height, 1))
+    return colorize(ramp, colormap)
 
 
 def blend(image: np.ndarray, heat: np.ndarray, colormap: str = "jet", opacity: float = 0.5):

@@ -44,6 +44,14 @@ PAGES: tuple[PageSpec, ...] = (
         "experiments",
     ),
     PageSpec(
+        "error_analysis.py",
+        "Error Analysis",
+        ":material/rule:",
+        "Overview",
+        "A run's misses and false alarms as images with heatmaps; recall per defect type.",
+        "error-analysis",
+    ),
+    PageSpec(
         "cam_inspector.py",
         "CAM Inspector",
         ":material/center_focus_strong:",

@@ -1,25 +1,15 @@
-"""The app's drawing helpers; they live in explain.overlay, shared with the line service."""
+"""Drawing for the screen lives in explain.overlay (the inspection report draws the same way)."""
 
-from explain.overlay import (
+from explain.overlay import (  # noqa: F401
     COLORMAPS,
+    MISSED_COLOR,
     PRED_COLOR,
     TRUTH_COLOR,
     blend,
+    colorbar,
     colorize,
     draw_boxes,
     outline_mask,
     png_bytes,
     to_rgb,
 )
-
-__all__ = [
-    "COLORMAPS",
-    "PRED_COLOR",
-    "TRUTH_COLOR",
-    "blend",
-    "colorize",
-    "draw_boxes",
-    "outline_mask",
-    "png_bytes",
-    "to_rgb",
-]
