@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 PORT ?= 8501
 
-.PHONY: install run test demo lint format browser bench clean-data
+.PHONY: install run test demo lint format browser postgres serve bench learning-curve clean-data
 
 install: $(STAMP)
 
@@ -27,7 +27,20 @@ browser:
 		else echo "chromium missing: run 'sudo apt-get install chromium' for the browser tests"; fi; \
 	fi
 
-test: install browser
+# The line service on the demo runs (docs/serve.md); needs DEFECTLENS_API_TOKEN in the environment.
+SERVE_PORT ?= 8000
+serve: install
+	$(PY) -m serve --classifier demo_flip --autoencoder demo_anomaly --port $(SERVE_PORT)
+
+# The review-log tests start a throwaway PostgreSQL server; install Debian's when missing.
+postgres:
+	@if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then \
+		if [ "$$(id -u)" = 0 ]; then \
+			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null; \
+		else echo "postgresql missing: run 'sudo apt-get install postgresql' for the review-log tests"; fi; \
+	fi
+
+test: install browser postgres
 	$(PY) -m pytest -n 2 --dist loadfile
 
 # Demo data and runs: the committed weights/demo_* and samples/ are rebuilt by this target.
@@ -52,6 +65,7 @@ demo: install
 lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/hadolint Dockerfile
 
 format: install
 	$(VENV)/bin/ruff format .
@@ -59,6 +73,10 @@ format: install
 
 bench: install
 	$(PY) benchmarks/cam_speed.py
+
+# Demo recipe on 120 ... 1,920 synthetic parts, 3 seeds (hours on 2 cores; resumes if stopped).
+learning-curve: install
+	$(PY) benchmarks/learning_curve.py
 
 clean-data:
 	rm -rf data

@@ -25,7 +25,8 @@ from tqdm import tqdm
 import store
 from anomaly.localize import AuproAccumulator, predicted_mask
 from anomaly.scoring import AnomalyDetector, is_anomalous
-from imaging import ImageError, discover, read_image
+from imaging import ImageError, discover, image_size, read_image
+from store.cli_errors import atomic_output, check_output_file, cli_main
 
 log = logging.getLogger(__name__)
 _BINS = 20_000
@@ -52,6 +53,31 @@ def _read_mask(path: str, shape: tuple[int, int]) -> np.ndarray:
     if mask.shape != shape:
         raise EvaluationError(f"{path}: mask is {mask.shape}, its image is {shape}")
     return mask > 127
+
+
+def check_masks(spec, split: str = "test", shown: int = 3) -> None:
+    """Refuse masks whose size differs from their image's, from headers, before any training."""
+    items = spec.items[spec.items["split"] == split]
+    bad = []
+    for path, mask in zip(items["path"], items["mask_path"], strict=True):
+        if not isinstance(mask, str) or not mask:
+            continue
+        try:
+            sizes = image_size(path), image_size(mask)
+        except ImageError as exc:
+            bad.append(str(exc))
+            continue
+        if sizes[0] != sizes[1]:
+            bad.append(
+                f"{mask}: mask is {sizes[1][0]}x{sizes[1][1]}, its image {path} is "
+                f"{sizes[0][0]}x{sizes[0][1]}"
+            )
+    if bad:
+        more = f" (and {len(bad) - shown} more)" if len(bad) > shown else ""
+        raise EvaluationError(
+            f"{len(bad)} ground-truth masks in {spec.root} do not fit their images: "
+            f"{'; '.join(bad[:shown])}{more}; fix or remove them before training"
+        )
 
 
 def evaluate_detector(
@@ -166,6 +192,7 @@ def evaluate_run(run: Any, data: str | Path, split: str = "test") -> dict[str, A
     return evaluate_detector(detector, discover(data), split)
 
 
+@cli_main
 def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
@@ -174,14 +201,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--split", default="test")
     p.add_argument("--out", type=Path, help="write the metrics as JSON here")
     args = p.parse_args(argv)
-    try:
-        metrics = evaluate_run(args.run, args.data, args.split)
-    except (ValueError, store.RunError) as exc:
-        print(f"error: {exc}")
-        return 2
     if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(metrics, indent=2) + "\n")
+        check_output_file(args.out)
+    metrics = evaluate_run(args.run, args.data, args.split)
+    if args.out:
+        with atomic_output(args.out) as tmp:
+            tmp.write_text(json.dumps(metrics, indent=2) + "\n")
     fmt = lambda v: "n/a" if v is None else f"{v:.3f}"  # noqa: E731
     print(
         f"{args.split}: {metrics['n_images']} images ({metrics['n_defective']} defective), "

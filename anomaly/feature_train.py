@@ -132,55 +132,58 @@ def fit_feature_run(config: Any, spec, good, preprocess, data: FeatureData) -> P
     detector = FeatureDetector(model, config.model, preprocess, arrays, score_config)
     calibration = _calibrate(config, detector, data)
 
-    run_dir = store.create_run_dir(config.name)
-    store.save_model(run_dir, model)
-    for name, array in arrays.items():
-        store.save_array(run_dir, name, array)
-    has_test = (spec.items["split"] == "test").any()
-    score_started = time.perf_counter()
-    metrics = evaluate_detector(detector, spec, "test") if has_test else {}
-    eval_seconds = time.perf_counter() - score_started
-    summary = {k: metrics.get(k) for k in ("image_auroc", "pixel_auroc", "aupro", "f1", "pixel_f1")}
-    store.write_history(run_dir, {"train_patches": [int(np.prod(feats.shape[:3]))]})
-    store.write_run_info(
-        run_dir,
-        {
-            "kind": "autoencoder",
-            "model": config.model,
-            "img_size": config.img_size,
-            "preprocess": preprocess.to_dict(),
-            "features": {
-                **fspec.to_dict(),
-                **origin,
-                "raw_dim": raw_dim,
-                "grid": list(feats.shape[1:3]),
-            },
-            "memory": {k: list(v.shape) for k, v in arrays.items()},
-            "coreset": config.coreset if config.model == "patchcore" else None,
-            "threshold": detector.threshold,
-            "threshold_method": config.threshold,
-            "pixel_threshold": detector.pixel_threshold,
-            "calibration": calibration,
-            "score": score_config.to_dict(),
-            "normal_class": spec.normal_class,
-            "data": {
-                "root": str(spec.root),
-                "layout": spec.layout,
-                "fingerprint": spec.fingerprint(),
-                "counts": {
-                    "train_good": len(good.train),
-                    "stats_good": len(good.stats),
-                    "threshold_good": len(good.threshold),
+    # run.json is written last; a failure before it removes the folder (store.run_folder)
+    with store.run_folder(config.name) as run_dir:
+        store.save_model(run_dir, model)
+        for name, array in arrays.items():
+            store.save_array(run_dir, name, array)
+        has_test = (spec.items["split"] == "test").any()
+        score_started = time.perf_counter()
+        metrics = evaluate_detector(detector, spec, "test") if has_test else {}
+        eval_seconds = time.perf_counter() - score_started
+        summary = {
+            k: metrics.get(k) for k in ("image_auroc", "pixel_auroc", "aupro", "f1", "pixel_f1")
+        }
+        store.write_history(run_dir, {"train_patches": [int(np.prod(feats.shape[:3]))]})
+        store.write_run_info(
+            run_dir,
+            {
+                "kind": "autoencoder",
+                "model": config.model,
+                "img_size": config.img_size,
+                "preprocess": preprocess.to_dict(),
+                "features": {
+                    **fspec.to_dict(),
+                    **origin,
+                    "raw_dim": raw_dim,
+                    "grid": list(feats.shape[1:3]),
                 },
+                "memory": {k: list(v.shape) for k, v in arrays.items()},
+                "coreset": config.coreset if config.model == "patchcore" else None,
+                "threshold": detector.threshold,
+                "threshold_method": config.threshold,
+                "pixel_threshold": detector.pixel_threshold,
+                "calibration": calibration,
+                "score": score_config.to_dict(),
+                "normal_class": spec.normal_class,
+                "data": {
+                    "root": str(spec.root),
+                    "layout": spec.layout,
+                    "fingerprint": spec.fingerprint(),
+                    "counts": {
+                        "train_good": len(good.train),
+                        "stats_good": len(good.stats),
+                        "threshold_good": len(good.threshold),
+                    },
+                },
+                "seed": config.seed,
+                "fit_seconds": round(fit_seconds, 1),
+                "test_scoring_seconds": round(eval_seconds, 1) if metrics else None,
+                "train_seconds": round(time.perf_counter() - started - eval_seconds, 1),
+                "epochs_run": 1,
+                "summary": summary,
             },
-            "seed": config.seed,
-            "fit_seconds": round(fit_seconds, 1),
-            "test_scoring_seconds": round(eval_seconds, 1) if metrics else None,
-            "train_seconds": round(time.perf_counter() - started - eval_seconds, 1),
-            "epochs_run": 1,
-            "summary": summary,
-        },
-    )
-    if metrics:
-        store.write_metrics(run_dir, metrics)
+        )
+        if metrics:
+            store.write_metrics(run_dir, metrics)
     return run_dir

@@ -5,7 +5,7 @@ or for DRAEM runs (map "mask") the discriminative network's anomaly mask -> Gaus
 -> optional normalisation by the per-pixel mean and spread of good parts (so places that are
 always hard to rebuild, like vane edges, stop dominating) -> optional part mask (background
 clutter cannot raise an alarm) -> image score = mean of the top-k % pixels.
-The decision rule everywhere is `score > threshold` -> anomalous.
+The decision rule everywhere is `score >= threshold` -> anomalous (store.thresholds.decide).
 """
 
 from __future__ import annotations
@@ -18,6 +18,8 @@ from typing import Any
 
 import cv2
 import numpy as np
+
+from store.thresholds import decide
 
 log = logging.getLogger(__name__)
 
@@ -242,7 +244,7 @@ def percentile_threshold(good_scores: Sequence[float], q: float = 99.0) -> float
 
 
 def f1_optimal_threshold(scores: Sequence[float], labels: Sequence[bool]) -> tuple[float, float]:
-    """(threshold, F1) maximising F1 of `score > threshold` with defects as positives.
+    """(threshold, F1) maximising F1 of `score >= threshold` with defects as positives.
 
     The threshold lies halfway between neighbouring scores so that the rule is stable.
     """
@@ -259,7 +261,7 @@ def f1_optimal_threshold(scores: Sequence[float], labels: Sequence[bool]) -> tup
     s_sorted, y_sorted = s[order], y[order]
     f1s = []
     for cut in cuts:
-        flagged = s_sorted > cut
+        flagged = decide(s_sorted, cut)
         tp = int(np.sum(flagged & y_sorted))
         fp = int(np.sum(flagged & ~y_sorted))
         fn = int(np.sum(~flagged & y_sorted))
@@ -269,8 +271,8 @@ def f1_optimal_threshold(scores: Sequence[float], labels: Sequence[bool]) -> tup
 
 
 def is_anomalous(scores: Sequence[float] | np.ndarray, threshold: float) -> np.ndarray:
-    """The decision rule of every run: score above the threshold means anomalous."""
-    return np.asarray(scores, dtype=np.float64) > float(threshold)
+    """The decision rule of every run: a score at or above the threshold means anomalous."""
+    return decide(scores, threshold)
 
 
 @dataclass
@@ -302,6 +304,7 @@ class AnomalyDetector:
             run = store.load_run(run)
         if run.kind != "autoencoder":
             raise ScoringError(f"run {run.name!r} is a {run.kind} run; pick an autoencoder run")
+        run.check_complete()
         if run.info.get("model") in ("patchcore", "padim"):
             from anomaly.feature_detector import FeatureDetector
 

@@ -26,7 +26,7 @@ import keras
 import numpy as np
 
 import store
-from anomaly.evaluate import evaluate_detector
+from anomaly.evaluate import check_masks, evaluate_detector
 from anomaly.feature_train import FeatureData, fit_feature_run
 from anomaly.features import APPLICATIONS
 from anomaly.inputs import expand_image_args
@@ -49,6 +49,7 @@ from anomaly.scoring import (
     smooth,
 )
 from imaging import Preprocess, discover, load_images
+from store.cli_errors import cli_main, positive_int
 from store.tracking import add_wandb_argument, start_tracking
 
 log = logging.getLogger(__name__)
@@ -328,6 +329,8 @@ def train(config: TrainConfig) -> Path:
         )
     preprocess = Preprocess(size=config.img_size, crop=config.crop, clahe=config.clahe)
     score_config = _resolve_scoring(config)
+    if (spec.items["split"] == "test").any():
+        check_masks(spec)  # a bad mask must fail now, not after training
     labelled = _labelled_for_f1(spec, good.threshold) if config.threshold == "f1" else None
     x_train = _load(good.train, preprocess, "training")
     x_stats = _load(good.stats, preprocess, "calibration")
@@ -344,10 +347,24 @@ def train(config: TrainConfig) -> Path:
         data = FeatureData(x_train, x_stats, x_threshold, labelled)
         return fit_feature_run(config, spec, good, preprocess, data)
 
-    run_dir = store.create_run_dir(config.name)
-    tracker = start_tracking(
-        config.wandb, run_dir.name, asdict(config), run_dir, job_type="train-autoencoder"
-    )
+    with store.run_folder(config.name) as run_dir:
+        tracker = start_tracking(
+            config.wandb, run_dir.name, asdict(config), run_dir, job_type="train-autoencoder"
+        )
+        try:
+            data = (x_train, x_stats, x_threshold, labelled)
+            _train_into(
+                run_dir, tracker, config, (spec, good, preprocess, score_config, started), data
+            )
+        finally:
+            tracker.finish()
+    return run_dir
+
+
+def _train_into(run_dir: Path, tracker: Any, config: TrainConfig, setup: tuple, data: tuple):
+    """Fit, calibrate, evaluate and write the run folder's files (run.json last)."""
+    spec, good, preprocess, score_config, started = setup
+    x_train, x_stats, x_threshold, labelled = data
     callbacks: list = [
         keras.callbacks.EarlyStopping(
             monitor="val_loss", patience=config.patience, restore_best_weights=True
@@ -422,8 +439,6 @@ def train(config: TrainConfig) -> Path:
     if metrics:
         store.write_metrics(run_dir, metrics)
         tracker.summary({k: v for k, v in summary.items() if v is not None})
-    tracker.finish()
-    return run_dir
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -486,8 +501,8 @@ def build_parser() -> argparse.ArgumentParser:
         default=d.pixel_percentile,
         help="patchcore/padim: pixel threshold = this percentile of good parts' map values",
     )
-    p.add_argument("--img-size", type=int, default=d.img_size)
-    p.add_argument("--epochs", type=int, default=d.epochs)
+    p.add_argument("--img-size", type=positive_int, default=d.img_size)
+    p.add_argument("--epochs", type=positive_int, default=d.epochs)
     p.add_argument("--latent-dim", type=int, default=d.latent_dim, help="bottleneck channels")
     p.add_argument(
         "--filters",
@@ -510,7 +525,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--min-area", type=float, default=d.min_area, help="draem: pseudo-defect")
     p.add_argument("--max-area", type=float, default=d.max_area, help="draem: pseudo-defect")
     p.add_argument("--loss", choices=LOSSES, default=d.loss)
-    p.add_argument("--batch-size", type=int, default=d.batch_size)
+    p.add_argument("--batch-size", type=positive_int, default=d.batch_size)
     p.add_argument("--lr", type=float, default=d.lr)
     p.add_argument("--patience", type=int, default=d.patience, help="EarlyStopping patience")
     p.add_argument("--seed", type=int, default=d.seed)
@@ -546,15 +561,12 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+@cli_main
 def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     args = build_parser().parse_args(argv)
     config = TrainConfig(**vars(args))
-    try:
-        run_dir = train(config)
-    except (ValueError, store.RunError) as exc:
-        print(f"error: {exc}")
-        return 2
+    run_dir = train(config)
     run = store.load_run(run_dir)
     s, info = run.info["summary"], run.info
     fmt = lambda v: "n/a" if v is None else f"{v:.3f}"  # noqa: E731

@@ -27,11 +27,14 @@ import numpy as np
 import pandas as pd
 
 from anomaly.scoring import AnomalyDetector
+from classification.operating_point import decide_classes
 from classification.predict import cam_targets
 from explain import cam_to_boxes, compute_cams
-from imaging import Preprocess, read_image
+from imaging import Preprocess, decode_image, read_file_bytes
+from imaging.screening import join_warnings, screen_image
 from inspection.risk import anomaly_ratio, disagreement, risk_score
 from store import Run, load_run
+from store.thresholds import run_threshold
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +59,7 @@ RESULT_COLUMNS = [
     "disagree",
     "classifier_run",
     "autoencoder_run",
+    "warnings",
 ]
 Progress = Callable[[int, int | None], None]
 
@@ -86,9 +90,12 @@ class Inspector:
                 f"run {self.classifier.name!r} is a {self.classifier.kind} run; "
                 "pick a classifier run for --classifier"
             )
+        self.classifier.check_complete()
         self.class_names = [str(c) for c in info["class_names"]]
         self.normal_class = str(info["normal_class"])
         self.normal_index = self.class_names.index(self.normal_class)
+        # Defective when the summed defect probability reaches the run's operating point.
+        self.defect_threshold = run_threshold(info)
         self.cam_layer = info.get("cam_layer")
         self.preprocess = Preprocess.from_dict(info.get("preprocess") or {"size": info["img_size"]})
         self.model = self.classifier.load_model()
@@ -209,7 +216,11 @@ class Inspector:
         score: float,
         amap: Callable[[], Any] | None = None,
     ) -> dict[str, Any]:
-        best = int(p.argmax())
+        best = int(
+            decide_classes(p[None, :], self.class_names, self.normal_class, self.defect_threshold)[
+                0
+            ]
+        )
         predicted_defect = best != self.normal_index
         defect_probability = float(1.0 - p[self.normal_index])
         flag = None
@@ -300,9 +311,9 @@ def as_entry(item: Any) -> Entry:
     if isinstance(item, str | Path):
         path = Path(item)
         try:
-            return Entry(str(path), path.read_bytes())
-        except OSError as exc:
-            return Entry(str(path), None, f"{path}: cannot read ({exc.strerror or exc})")
+            return Entry(str(path), read_file_bytes(path))
+        except ValueError as exc:
+            return Entry(str(path), None, str(exc))
     if isinstance(item, tuple) and len(item) == 2:
         return Entry(str(item[0]), bytes(item[1]))
     if hasattr(item, "name") and hasattr(item, "data"):
@@ -370,7 +381,8 @@ def iter_inspect(
         if row["status"] != "ok":
             log.warning("%s", row["error"])
         pending.append((entry, row))
-        if len(decoded) >= batch_size:
+        # Count every input, not only decodable ones: junk must not pile up in memory.
+        if len(pending) >= batch_size:
             yield from flush()
     if pending:
         yield from flush()
@@ -381,11 +393,20 @@ def _decode_into(
 ) -> dict[str, Any]:
     with inspector.timed("decode"):
         try:
-            image = read_image(entry.data, name=entry.name)
+            image = decode_image(entry.data, name=entry.name)
         except (ValueError, OSError) as exc:
             return _error_row(entry, sha, "error", str(exc))
-    decoded.append(image)
-    return {"file_name": entry.name, "sha256": sha, "status": "ok", "error": ""}
+    decoded.append(image.pixels)
+    notes = image.warnings + screen_image(image.pixels, inspector.preprocess.size)
+    for note in notes:
+        log.warning("%s: %s", entry.name, note)
+    return {
+        "file_name": entry.name,
+        "sha256": sha,
+        "status": "ok",
+        "error": "",
+        "warnings": join_warnings(notes),
+    }
 
 
 def inspect_batch(
