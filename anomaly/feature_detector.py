@@ -21,7 +21,7 @@ import numpy as np
 from anomaly.features import extract
 from anomaly.localize import RegionBox, mask_to_boxes, predicted_mask
 from anomaly.memory import METHODS, score_padim, score_patchcore
-from anomaly.scoring import ScoringError, is_anomalous, part_mask, smooth, top_k_mean
+from anomaly.scoring import ScoringError, is_anomalous, part_mask, top_k_mean
 
 BANK = "memory_bank"
 PADIM_MEAN = "padim_mean"
@@ -93,24 +93,45 @@ class FeatureDetector:
             return score_patchcore(feats, self.arrays[BANK])
         return score_padim(feats, self.arrays[PADIM_MEAN], self.arrays[PADIM_INV_COV])
 
+    def score_patches(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(image scores (N,), patch maps (N, h, w)): enough to decide, without the full maps
+        (which `maps_from_patches` makes only where they are needed, e.g. flagged parts)."""
+        x = np.asarray(x, dtype=np.float32)
+        if len(x) == 0:
+            return np.zeros(0), np.zeros((0, 1, 1), np.float32)
+        patch = self.patch_maps(x)
+        if self.config.image_score == "patch_max":
+            return patch.reshape(len(patch), -1).max(axis=1).astype(np.float64), patch
+        return top_k_mean(self.maps_from_patches(patch, x), self.config.top_k), patch
+
+    def maps_from_patches(self, patch: np.ndarray, x: np.ndarray) -> np.ndarray:
+        """Anomaly maps (N, S, S) from patch maps and the prepared images they came from."""
+        x = np.asarray(x, dtype=np.float32)
+        images = x[..., 0] if x.ndim == 4 else x
+        size = images.shape[1:3]
+        out = np.empty((len(patch), *size), np.float32)
+        # cv2 resizes and blurs up to 512 channels at once: one call per chunk, not per image
+        for i in range(0, len(patch), 256):
+            chunk = np.ascontiguousarray(
+                np.asarray(patch[i : i + 256], np.float32).transpose(1, 2, 0)
+            )
+            up = cv2.resize(chunk, size[::-1], interpolation=cv2.INTER_LINEAR)
+            if self.config.sigma > 0:
+                up = cv2.GaussianBlur(up, (0, 0), self.config.sigma, borderType=cv2.BORDER_REFLECT)
+            out[i : i + 256] = up.reshape(*size, -1).transpose(2, 0, 1)
+        if self.config.part_mask:
+            out *= np.stack([part_mask(img) for img in images])
+        return out
+
     def score_arrays(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(scores (N,), maps (N, S, S), the prepared images (N, S, S)): no reconstruction here,
         the third item keeps the autoencoder's signature."""
         x = np.asarray(x, dtype=np.float32)
         images = x[..., 0] if x.ndim == 4 else x
-        size = images.shape[1:3]
         if len(images) == 0:
-            return np.zeros(0), np.zeros((0, *size), np.float32), images
-        patch = self.patch_maps(x)
-        up = np.stack([cv2.resize(m, size[::-1], interpolation=cv2.INTER_LINEAR) for m in patch])
-        maps = smooth(up, self.config.sigma)
-        if self.config.part_mask:
-            maps = maps * np.stack([part_mask(img) for img in images])
-        if self.config.image_score == "patch_max":
-            scores = patch.reshape(len(patch), -1).max(axis=1).astype(np.float64)
-        else:
-            scores = top_k_mean(maps, self.config.top_k)
-        return scores, maps.astype(np.float32), images
+            return np.zeros(0), np.zeros((0, *images.shape[1:3]), np.float32), images
+        scores, patch = self.score_patches(x)
+        return scores, self.maps_from_patches(patch, x), images
 
     def decide(self, scores: np.ndarray) -> np.ndarray:
         if self.threshold is None:

@@ -18,7 +18,7 @@ Where the backbone weights come from (recorded in run.json under "features"):
 from __future__ import annotations
 
 import logging
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
@@ -49,7 +49,6 @@ class FeatureSpec:
     run: str | None = None
     application: str | None = None
     dim: int = 0
-    extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.source not in SOURCES:

@@ -155,7 +155,7 @@ class Inspector:
                 batch_size=len(x),
             )
         scores = np.full(len(images), np.nan)
-        amaps: Sequence[np.ndarray | None] = [None] * len(images)
+        amaps: Sequence[Callable[[], Any] | None] = [None] * len(images)
         if self.detector is not None:
             with self.timed("anomaly"):
                 scores, amaps = self._anomaly_outputs(x_ae)
@@ -170,10 +170,20 @@ class Inspector:
         """The anomaly detector's image scores (any model kind) for one prepared chunk."""
         return self.detector.score_arrays(x)[0]
 
-    def _anomaly_outputs(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Image scores (N,) and anomaly maps (N, S, S) for one prepared chunk."""
+    def _anomaly_outputs(self, x: np.ndarray) -> tuple[np.ndarray, list[Callable[[], Any]]]:
+        """Image scores (N,) and, per image, a function giving its anomaly map (S, S).
+
+        Detectors that decide from patch distances (PatchCore, PaDiM) build a full map only
+        when asked, i.e. for the parts they flag; the others have their maps already.
+        """
+        if hasattr(self.detector, "score_patches"):
+            scores, patch = self.detector.score_patches(x)
+            maps_of = self.detector.maps_from_patches
+            return scores, [
+                lambda i=i: maps_of(patch[i : i + 1], x[i : i + 1])[0] for i in range(len(x))
+            ]
         scores, maps, _ = self.detector.score_arrays(x)
-        return scores, maps
+        return scores, [lambda m=m: m for m in maps]
 
     def _anomaly_boxes(self, amap: np.ndarray, shape: tuple[int, int]) -> list[dict[str, Any]]:
         """Predicted defect regions of the anomaly map (pixels at or above the run's pixel
@@ -204,7 +214,7 @@ class Inspector:
         target: int,
         cam: np.ndarray,
         score: float,
-        amap: np.ndarray | None = None,
+        amap: Callable[[], Any] | None = None,
     ) -> dict[str, Any]:
         best = int(
             decide_classes(p[None, :], self.class_names, self.normal_class, self.defect_threshold)[
@@ -224,8 +234,10 @@ class Inspector:
                 boxes = self._boxes(cam, shape, self.class_names[target])
         # ... and the anomaly detector's own regions on the parts it flags
         if flag and amap is not None:
+            with self.timed("anomaly"):
+                full = amap()
             with self.timed("boxes"):
-                boxes += self._anomaly_boxes(amap, shape)
+                boxes += self._anomaly_boxes(full, shape)
         return {
             "height": int(shape[0]),
             "width": int(shape[1]),

@@ -163,7 +163,8 @@ def test_training_without_a_feature_source_exits_2(patchcore_run, capsys):
     data, _ = patchcore_run
     argv = ["--data", str(data), "--name", "x", "--model", "padim", "--img-size", "32"]
     assert train_main(argv) == 2
-    assert "--backbone-run" in capsys.readouterr().out
+    errors = [ln for ln in capsys.readouterr().err.splitlines() if ln.startswith("error:")]
+    assert len(errors) == 1 and "--backbone-run" in errors[0]
 
 
 def test_imagenet_weights_offline_fail_with_one_line(patchcore_run, capsys, monkeypatch):
@@ -176,8 +177,10 @@ def test_imagenet_weights_offline_fail_with_one_line(patchcore_run, capsys, monk
     data, _ = patchcore_run
     argv = ["--data", str(data), "--name", "x", "--model", "patchcore", "--img-size", "32"]
     assert train_main([*argv, "--backbone", "mobilenetv2", "--weights", "imagenet"]) == 2
-    out = capsys.readouterr().out.strip().splitlines()
-    assert any("ImageNet weights for mobilenetv2" in ln and "--backbone-run" in ln for ln in out)
+    err = capsys.readouterr().err
+    errors = [ln for ln in err.splitlines() if ln.startswith("error:")]
+    assert len(errors) == 1 and "Traceback" not in err  # one line, no traceback
+    assert "ImageNet weights for mobilenetv2" in errors[0] and "--backbone-run" in errors[0]
 
 
 def test_flagged_parts_get_anomaly_boxes_in_results_and_coco(patchcore_run, tmp_path):
