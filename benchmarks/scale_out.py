@@ -10,7 +10,9 @@ start), on the same images, already read into memory:
 
 Seconds are wall time from the call to the last row, model loading included (the local
 engine loads its models in the timed part too). Per-worker images/s comes from the workers'
-own batch timings. Writes benchmarks/results/scale_out.json and prints a table, with the load.
+own batch timings; the local configurations also report CPU seconds per image, which is what
+an extrapolation to other machines can rest on when this one is shared. Writes
+benchmarks/results/scale_out.json and prints a table, with the load.
 
     python benchmarks/scale_out.py [--n 2000] [--configs local,local-1t,ray-1,ray-2]
 """
@@ -21,6 +23,7 @@ import argparse
 import json
 import os
 import platform
+import resource
 import subprocess
 import sys
 import time
@@ -53,11 +56,16 @@ def run_config(args: argparse.Namespace) -> dict:
 
     result: dict = {"config": config, "images": len(files)}
     if config.startswith("local"):
+        cpu_started = resource.getrusage(resource.RUSAGE_SELF)
         started = time.perf_counter()
         inspector = Inspector.from_runs(args.classifier, args.autoencoder)
         load = time.perf_counter() - started
         rows = [row for _, row in iter_inspect(files, inspector, args.batch_size)]
         result.update(load_seconds=round(load, 2), stage_seconds=dict(inspector.timings))
+        # CPU seconds per image: what one core must spend whatever the machine's load.
+        cpu = resource.getrusage(resource.RUSAGE_SELF)
+        used = cpu.ru_utime + cpu.ru_stime - cpu_started.ru_utime - cpu_started.ru_stime
+        result["cpu_seconds_per_image"] = round(used / len(files), 4)
     else:
         import ray
 
