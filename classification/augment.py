@@ -31,10 +31,13 @@ def _noise() -> A.BasicTransform:
     return A.OneOf([A.Blur(blur_limit=(3, 5)), A.AdvancedBlur(), A.ISONoise()], p=0.3)
 
 
-def _flips() -> list[A.BasicTransform]:
-    # A part seen from above has no preferred orientation: the flips and quarter turns
-    # together give all eight symmetries of the square.
+def flip_transforms() -> list[A.BasicTransform]:
+    """Random flips and quarter turns: the eight symmetries of the square, equally likely."""
+    # A part seen from above has no preferred orientation.
     return [A.HorizontalFlip(p=0.5), A.VerticalFlip(p=0.5), A.RandomRotate90(p=0.5)]
+
+
+_flips = flip_transforms
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,8 @@ import logging
 
 from sklearn.model_selection import train_test_split
 
+from classification.smalldata import MIN_VAL_PER_CLASS
+from classification.smalldata import val_fraction as small_set_val_fraction
 from imaging import DatasetError, DatasetSpec
 
 log = logging.getLogger(__name__)
@@ -51,8 +53,16 @@ def classifier_splits(
             spec = _hold_out_test(spec, test_fraction, seed)
             notes.append(f"no test split: held out a stratified {test_fraction:.0%} of train")
         if "val" not in spec.splits:
-            spec = spec.with_val_split(val_fraction, seed)
-            notes.append(f"no val split: held out a stratified {val_fraction:.0%} of train")
+            train = spec.items.loc[spec.items["split"] == "train", "label"]
+            fraction = small_set_val_fraction(train.value_counts().to_dict(), val_fraction)
+            spec = spec.with_val_split(fraction, seed)
+            raised = (
+                f" (raised from {val_fraction:.0%} to keep at least {MIN_VAL_PER_CLASS} "
+                "images of the smallest class)"
+                if fraction > val_fraction
+                else ""
+            )
+            notes.append(f"no val split: held out a stratified {fraction:.0%} of train{raised}")
     for note in notes:
         log.info("%s: %s", spec.root, note)
     return spec, notes

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import math
 import shutil
 import sys
 import time
@@ -21,18 +20,39 @@ from typing import Any
 import numpy as np
 
 from classification.augment import RECIPES, describe_recipes, get_recipe
+from classification.batchnorm import RecalibrateBatchNorm, recalibrate_batchnorm
+from classification.evaluation import summary_of
+from classification.guards import assess_classifier
 from classification.metrics import classification_report, format_report
 from classification.models import MODEL_NAMES, WEIGHTS, build_model, cam_layer_name
+from classification.operating_point import (
+    DEFAULT_POLICY,
+    PolicyError,
+    choose_threshold,
+    defect_scores,
+    parse_policy,
+)
 from classification.predict import cam_targets
+from classification.smalldata import (
+    MIN_STEPS_PER_EPOCH,
+    EpochSelection,
+    epoch_selection,
+    small_set_recipe,
+    steps_per_epoch,
+    training_data,
+)
 from classification.splits import classifier_splits
+from classification.transfer import init_from_run
 from store import (
-    RunError,
     create_run_dir,
+    health_record,
     save_model,
     write_history,
     write_metrics,
     write_run_info,
 )
+from store.cli_errors import cli_main
+from store.thresholds import threshold_record, with_threshold
 from store.tracking import add_wandb_argument, start_tracking
 
 log = logging.getLogger(__name__)
@@ -63,6 +83,10 @@ class TrainConfig:
     weights: str = "none"
     val_split: float = 0.15
     patience: int = 8
+    threshold: str = DEFAULT_POLICY
+    min_steps: int = MIN_STEPS_PER_EPOCH
+    small_data: str = "auto"
+    init_from: str | None = None
     jit_compile: bool = False
     # Skips tracing the train step: slower per step, but far quicker for tiny smoke runs of the
     # large backbones (tracing MobileNetV2 costs tens of seconds on a busy CPU).
@@ -75,7 +99,7 @@ def build_parser() -> argparse.ArgumentParser:
         description=__doc__.split("\n\n")[0],
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    parser.add_argument("--data", help="data set folder or CSV manifest (see DATA.md)")
+    parser.add_argument("--data", help="data set folder or CSV manifest (see docs/data.md)")
     parser.add_argument("--model", default=defaults.model, choices=MODEL_NAMES)
     parser.add_argument(
         "--aug", default=defaults.aug, help=f"recipe: {', '.join(RECIPES)}, or `list`"
@@ -102,6 +126,32 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--patience", type=int, default=defaults.patience, help="early-stopping patience"
+    )
+    parser.add_argument(
+        "--threshold",
+        default=defaults.threshold,
+        help="defect threshold policy, chosen on the validation split: f1 | recall:X | "
+        "precision:X | fixed:X (docs/operating_points.md)",
+    )
+    parser.add_argument(
+        "--min-steps",
+        type=int,
+        default=defaults.min_steps,
+        help="optimizer steps per epoch at least (small data sets repeat their images; "
+        "see docs/small-data.md)",
+    )
+    parser.add_argument(
+        "--small-data",
+        default=defaults.small_data,
+        choices=("auto", "off"),
+        help="auto: a training set under 500 images gets random flips and quarter turns "
+        "added to a recipe without them; off: train the recipe as named",
+    )
+    parser.add_argument(
+        "--init-from",
+        metavar="RUN",
+        help="start from the weights of an earlier classifier run of the same --model (its "
+        "backbone; its head too when the classes match): transfer without ImageNet",
     )
     add_wandb_argument(parser)
     return parser
@@ -140,7 +190,14 @@ def learning_rate(schedule: str, lr: float, epochs: int, steps_per_epoch: int) -
     )
 
 
-def _callbacks(run_dir: Path, patience: int, schedule: str, tracker: Any) -> list[Any]:
+def _callbacks(
+    run_dir: Path,
+    patience: int,
+    schedule: str,
+    tracker: Any,
+    bn_batches: Any = (),
+    selection: EpochSelection | None = None,
+) -> list[Any]:
     import keras
 
     class LogLearningRate(keras.callbacks.Callback):
@@ -154,13 +211,18 @@ def _callbacks(run_dir: Path, patience: int, schedule: str, tracker: Any) -> lis
 
     callbacks = [
         LogLearningRate(),
-        keras.callbacks.EarlyStopping(
-            monitor="val_loss", patience=patience, restore_best_weights=True, verbose=1
-        ),
+        RecalibrateBatchNorm(bn_batches),
         keras.callbacks.ModelCheckpoint(
             run_dir / "model.keras", monitor="val_loss", save_best_only=True
         ),
     ]
+    if selection is None or selection.restore_best:
+        callbacks.insert(
+            2,
+            keras.callbacks.EarlyStopping(
+                monitor="val_loss", patience=patience, restore_best_weights=True, verbose=1
+            ),
+        )
     if schedule == "plateau":
         callbacks.append(
             keras.callbacks.ReduceLROnPlateau(
@@ -241,6 +303,25 @@ def _pick_samples(test: Any, probabilities: np.ndarray, class_names: list[str], 
     return np.concatenate([wrong, right])[:SAMPLE_ROWS]
 
 
+def _choose_threshold(
+    probabilities: np.ndarray, labels: np.ndarray, class_names: list[str], normal: str, policy: str
+) -> dict[str, Any]:
+    """The threshold record of `policy` on validation outputs (fixed:0.5, noted, if unmet)."""
+    is_defect = labels != class_names.index(normal)
+    score = defect_scores(probabilities, class_names, normal)
+    try:
+        choice = choose_threshold(is_defect, score, policy)
+    except PolicyError as exc:
+        log.warning("%s; deciding at 0.5 instead", exc)
+        choice = choose_threshold(is_defect, score, "fixed:0.5")
+        return threshold_record(
+            0.5, choice.policy, "validation", choice.precision, choice.recall, note=str(exc)
+        )
+    return threshold_record(
+        choice.threshold, choice.policy, "validation", choice.precision, choice.recall
+    )
+
+
 def train(config: TrainConfig, verbose: int | str = "auto") -> Path:
     """Train, evaluate on the test split, write the run folder; returns its path."""
     import keras
@@ -250,13 +331,18 @@ def train(config: TrainConfig, verbose: int | str = "auto") -> Path:
 
     recipe = get_recipe(config.aug)
     learning_rate(config.schedule, config.lr, 1, 1)  # bad options fail before any work
+    parse_policy(config.threshold)
+    steps_per_epoch(1, 1, config.min_steps)
     keras.utils.set_random_seed(config.seed)
     spec = discover(config.data)
     class_names, normal = _class_setup(spec)
     spec, split_notes = classifier_splits(spec, val_fraction=config.val_split, seed=config.seed)
     train_items, val_items, test_items = (spec.split(s) for s in ("train", "val", "test"))
+    recipe, small_note = small_set_recipe(recipe, len(train_items), config.small_data == "auto")
+    split_notes += [small_note] if small_note else []
     preprocess = Preprocess(size=config.img_size, **recipe.preprocess_overrides)
     model = build_model(config.model, len(class_names), config.img_size, weights=config.weights)
+    transfer = init_from_run(model, config.model, config.init_from) if config.init_from else None
 
     def labels_of(frame: Any) -> np.ndarray:
         return np.array([class_names.index(c) for c in frame.label], dtype=np.int64)
@@ -283,14 +369,20 @@ def train(config: TrainConfig, verbose: int | str = "auto") -> Path:
             run_dir=run_dir,
             job_type="train-classifier",
         )
+        train_data, steps = training_data(
+            lambda: dataset(train_items, True),
+            len(train_items),
+            config.batch_size,
+            config.min_steps,
+        )
+        # Unaugmented training images in a fixed random order: BatchNorm re-estimation reads
+        # its first batches, which must not all be of one class (class folders are sorted).
+        plain_frame = train_items.sample(frac=1.0, random_state=config.seed)
+        plain_train = dataset(plain_frame, False)
+        selection = epoch_selection(len(val_items))
         model.compile(
             optimizer=keras.optimizers.Adam(
-                learning_rate(
-                    config.schedule,
-                    config.lr,
-                    config.epochs,
-                    math.ceil(len(train_items) / config.batch_size),
-                )
+                learning_rate(config.schedule, config.lr, config.epochs, steps)
             ),
             loss="sparse_categorical_crossentropy",
             metrics=["accuracy"],
@@ -301,23 +393,45 @@ def train(config: TrainConfig, verbose: int | str = "auto") -> Path:
         log.info("run %s: %s", run_dir.name, spec.counts())
         started = time.perf_counter()
         history = model.fit(
-            dataset(train_items, True),
+            train_data,
             validation_data=dataset(val_items, False),
             epochs=config.epochs,
+            steps_per_epoch=steps,
             class_weight=class_weight,
-            callbacks=_callbacks(run_dir, config.patience, config.schedule, tracker),
+            callbacks=_callbacks(
+                run_dir, config.patience, config.schedule, tracker, plain_train, selection
+            ),
             verbose=verbose,
             shuffle=False,  # the tf.data pipeline shuffles, seeded
         )
         train_seconds = time.perf_counter() - started
+        recalibrate_batchnorm(model, plain_train)
         save_model(run_dir, model)
 
+        threshold = _choose_threshold(
+            model.predict(dataset(val_items, False), verbose=0),
+            labels_of(val_items),
+            class_names,
+            normal,
+            config.threshold,
+        )
         probabilities = model.predict(dataset(test_items, False), verbose=0)
         y_test = labels_of(test_items)
-        report = classification_report(y_test, probabilities, class_names, normal)
-        val_loss = history.history.get("val_loss", [])
-        best_epoch = int(np.argmin(val_loss)) + 1 if val_loss else None
-        summary = {k: report[k] for k in ("accuracy", "macro_f1", "defect_f1", "roc_auc")}
+        report = classification_report(
+            y_test, probabilities, class_names, normal, threshold=threshold["value"]
+        )
+        best_epoch = selection.kept_epoch(history.history.get("val_loss", []), len(history.epoch))
+        summary = summary_of(report)
+        health = assess_classifier(
+            model,
+            dataset(val_items, False),
+            labels_of(val_items),
+            plain_train,
+            labels_of(plain_frame),
+            class_names,
+            history.history,
+            best_epoch,
+        )
 
         tracker.summary({f"test/{k}": v for k, v in summary.items() if v is not None})
         tracker.log_confusion_matrix(
@@ -354,6 +468,7 @@ def train(config: TrainConfig, verbose: int | str = "auto") -> Path:
             "model": config.model,
             "aug": config.aug,
             "aug_description": recipe.description,
+            "aug_effective": recipe.name,
             "img_size": config.img_size,
             "class_names": class_names,
             "normal_class": normal,
@@ -370,22 +485,27 @@ def train(config: TrainConfig, verbose: int | str = "auto") -> Path:
             "epochs": config.epochs,
             "epochs_run": len(history.epoch),
             "best_epoch": best_epoch,
+            "epoch_selection": selection.reason,
+            "steps_per_epoch": steps,
             "batch_size": config.batch_size,
             "lr": config.lr,
             "schedule": config.schedule,
             "weights": config.weights,
+            "init_from": transfer,
             "val_split": config.val_split,
             "class_weight": {class_names[i]: w for i, w in class_weight.items()},
             "train_seconds": round(train_seconds, 1),
             "summary": summary,
+            "health": health_record(health.warnings, health.checks),
             "wandb": tracker.info(),
         }
         if len(defect_classes) == 1:
             info["defect_class"] = defect_classes[0]
         else:
             info["defect_classes"] = defect_classes
-        write_run_info(run_dir, info)
+        write_run_info(run_dir, with_threshold(info, threshold))
         _print_summary(run_dir, report, train_seconds, len(history.epoch), verbose)
+        _print_warnings(health.warnings)
         return run_dir
     except BaseException:
         # A run folder without run.json is debris: remove it so the name is free again.
@@ -404,6 +524,18 @@ def _print_summary(run_dir: Path, report: dict, seconds: float, epochs: int, ver
     print(format_report(report))
 
 
+def _print_warnings(warnings: list[str]) -> None:
+    """Guard-rail warnings go to stderr whatever the verbosity: the run looks trained but is not."""
+    for warning in warnings:
+        print(f"WARNING: {warning}", file=sys.stderr)
+    if warnings:
+        print(
+            "WARNING: this run is flagged in run.json and in the app; see docs/small-data.md",
+            file=sys.stderr,
+        )
+
+
+@cli_main
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -414,11 +546,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--data is required (a data set folder or a CSV manifest)")
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     config = TrainConfig(**{k: v for k, v in vars(args).items()})
-    try:
-        train(config)
-    except (ValueError, RunError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    train(config)
     return 0
 
 

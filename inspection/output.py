@@ -12,6 +12,7 @@ from pathlib import Path
 import pandas as pd
 
 from inspection.pipeline import InspectionError
+from store.cli_errors import atomic_output
 
 JSON_COLUMNS = ("class_probabilities", "boxes")
 FORMATS = (".csv", ".parquet")
@@ -37,15 +38,16 @@ def write_results(frame: pd.DataFrame, out: str | Path) -> Path:
     table = table.sort_values("risk_score", ascending=False, kind="stable")
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    if suffix == ".parquet":
-        try:
-            table.to_parquet(out, index=False)
-        except ImportError as exc:
-            raise InspectionError(
-                f"{out}: writing Parquet needs pyarrow (pip install pyarrow); or name it .csv"
-            ) from exc
-    else:
-        table.to_csv(out, index=False)
+    with atomic_output(out) as tmp:
+        if suffix == ".parquet":
+            try:
+                table.to_parquet(tmp, index=False)
+            except ImportError as exc:
+                raise InspectionError(
+                    f"{out}: writing Parquet needs pyarrow (pip install pyarrow); or name it .csv"
+                ) from exc
+        else:
+            table.to_csv(tmp, index=False)
     return out
 
 

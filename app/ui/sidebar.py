@@ -24,9 +24,26 @@ def describe(ref: RunRef) -> str:
     for metric in ("accuracy", "macro_f1", "image_auroc", "ng_f1", "f1", "roc_auc"):
         value = summary.get(metric)
         if isinstance(value, int | float):
-            parts.append(f"{metric} {value:.3f}")
+            parts.append(f"{metric} {value:.3f} (its own test split)")
             break
     return " · ".join(p for p in parts if p) or ref.kind
+
+
+FLAG = "⚠️"
+
+
+def flagged_label(ref: RunRef) -> str:
+    """A run's name as pickers show it: with a warning badge when its guard rails fired."""
+    return f"{FLAG} {ref.name}" if ref.warnings else ref.name
+
+
+def show_warnings(ref: RunRef, where=st.sidebar) -> None:
+    """The guard-rail warnings of a flagged run, one callout (nothing for a sound run)."""
+    if ref.warnings:
+        where.warning(
+            f"**{ref.name}** is flagged: " + "; ".join(ref.warnings),
+            icon=":material/warning:",
+        )
 
 
 def _forget_missing(key: str, options: list[str]) -> None:
@@ -66,16 +83,19 @@ def pick_run(kind: str) -> RunRef | None:
     names = [r.name for r in found]
     key = f"run_{kind}"
     _forget_missing(key, names)
+    by_name = {r.name: r for r in found}
     name = st.sidebar.selectbox(
         KIND_LABELS[kind],
         names,
         index=_best(found),
         key=key,
-        help=KIND_HELP[kind],
+        help=KIND_HELP[kind] + f" {FLAG} marks a run whose guard rails fired.",
+        format_func=lambda n: flagged_label(by_name[n]),
         persist_state="session",
     )
     ref = found[names.index(name)]
     st.sidebar.caption(describe(ref))
+    show_warnings(ref)
     return ref
 
 
@@ -88,13 +108,14 @@ def pick_runs(kind: str, *, default_all: bool = True, max_default: int = 6) -> l
     names = [r.name for r in found]
     key = f"runs_{kind}"
     _forget_missing(key, names)
+    by_name = {r.name: r for r in found}
     chosen = st.sidebar.multiselect(
         KIND_LABELS[kind].replace("run", "runs"),
         names,
         default=sorted(names)[:max_default] if default_all else names[:1],
         key=key,
-        help=KIND_HELP[kind] + " Pick several to compare them.",
+        help=KIND_HELP[kind] + f" Pick several to compare them; {FLAG} marks a flagged run.",
+        format_func=lambda n: flagged_label(by_name[n]),
         persist_state="session",
     )
-    by_name = {r.name: r for r in found}
     return [by_name[n] for n in chosen]
