@@ -29,7 +29,7 @@ import pandas as pd
 import pytest
 from test_inspection import build_tiny_runs
 
-from inspection import inspect_batch
+from inspection import InspectionError, inspect_batch
 from inspection.__main__ import main as cli_main
 from inspection.pipeline import results_frame
 from inspection.ray_engine import RAY_MISSING, BatchRecord, iter_inspect_ray
@@ -288,19 +288,25 @@ def test_without_ray_the_engine_names_the_extra(tiny, tmp_path, monkeypatch, cap
     assert not (tmp_path / "r.csv").exists()
 
 
-@pytest.mark.parametrize(
-    ("extra", "message"),
-    [
-        (["--workers", "2"], "--address and --workers need --engine ray"),
-        (["--engine", "ray", "--workers", "0"], "workers must be at least 1, got 0"),
-    ],
-)
-def test_bad_engine_options_exit_2_naming_the_option(tiny, tmp_path, capsys, extra, message):
+def test_ray_options_without_the_ray_engine_exit_2(tiny, tmp_path, capsys):
     args = ["--classifier", str(tiny["classifier"]), "--images", str(tiny["images"])]
-    code = cli_main([*args, "--out", str(tmp_path / "r.csv"), *extra])
+    code = cli_main([*args, "--out", str(tmp_path / "r.csv"), "--workers", "2"])
     assert code == 2
-    assert message in capsys.readouterr().err
+    assert "--address and --workers need --engine ray" in capsys.readouterr().err
     assert not (tmp_path / "r.csv").exists()
+
+
+def test_a_pool_of_no_workers_is_refused_by_argparse(tiny, tmp_path, capsys):
+    args = ["--classifier", str(tiny["classifier"]), "--images", str(tiny["images"])]
+    with pytest.raises(SystemExit) as exit_info:
+        cli_main([*args, "--out", str(tmp_path / "r.csv"), "--engine", "ray", "--workers", "0"])
+    assert exit_info.value.code == 2
+    assert "--workers: expected a whole number >= 1, got 0" in capsys.readouterr().err
+
+
+def test_the_engine_refuses_a_pool_of_no_workers(tiny):
+    with pytest.raises(InspectionError, match="workers must be at least 1, got 0"):
+        iter_inspect_ray([], tiny["classifier"], workers=0)
 
 
 def test_an_unknown_results_format_is_refused_before_scoring(tiny, tmp_path, capsys):
