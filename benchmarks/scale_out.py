@@ -10,7 +10,9 @@ start), on the same images, already read into memory:
 
 Seconds are wall time from the call to the last row, model loading included (the local
 engine loads its models in the timed part too). Per-worker images/s comes from the workers'
-own batch timings. Writes benchmarks/results/scale_out.json and prints a table, with the load.
+own batch timings; the local configurations also report CPU seconds per image, which is what
+an extrapolation to other machines can rest on when this one is shared. Writes
+benchmarks/results/scale_out.json and prints a table, with the load.
 
     python benchmarks/scale_out.py [--n 2000] [--configs local,local-1t,ray-1,ray-2]
 """
@@ -21,6 +23,7 @@ import argparse
 import json
 import os
 import platform
+import resource
 import subprocess
 import sys
 import time
@@ -53,11 +56,16 @@ def run_config(args: argparse.Namespace) -> dict:
 
     result: dict = {"config": config, "images": len(files)}
     if config.startswith("local"):
+        cpu_started = resource.getrusage(resource.RUSAGE_SELF)
         started = time.perf_counter()
         inspector = Inspector.from_runs(args.classifier, args.autoencoder)
         load = time.perf_counter() - started
         rows = [row for _, row in iter_inspect(files, inspector, args.batch_size)]
         result.update(load_seconds=round(load, 2), stage_seconds=dict(inspector.timings))
+        # CPU seconds per image: what one core must spend whatever the machine's load.
+        cpu = resource.getrusage(resource.RUSAGE_SELF)
+        used = cpu.ru_utime + cpu.ru_stime - cpu_started.ru_utime - cpu_started.ru_stime
+        result["cpu_seconds_per_image"] = round(used / len(files), 4)
     else:
         import ray
 
@@ -92,8 +100,9 @@ def run_config(args: argparse.Namespace) -> dict:
             round(images / seconds, 2) for images, seconds in per_worker.values()
         ]
         result["batches"] = len(records)
-        ray.shutdown()
     seconds = time.perf_counter() - started
+    if not config.startswith("local"):
+        ray.shutdown()
     scored = sum(row["status"] == "ok" for row in rows)
     result.update(
         seconds=round(seconds, 2),
@@ -102,6 +111,32 @@ def run_config(args: argparse.Namespace) -> dict:
         defect_probability_sum=round(sum(r.get("defect_probability") or 0 for r in rows), 4),
     )
     return result
+
+
+def build_report(args: argparse.Namespace, load_before: tuple, results: list[dict]) -> dict:
+    """The JSON report: settings, load, each configuration's numbers and the ratios."""
+    by = {r["config"]: r for r in results}
+    summary = {}
+    if "ray-1" in by and "local" in by:
+        overhead = by["ray-1"]["seconds"] / by["local"]["seconds"] - 1
+        summary["ray1_overhead_vs_local"] = round(overhead, 3)
+    if "ray-1" in by and "local-1t" in by:
+        overhead = by["ray-1"]["seconds"] / by["local-1t"]["seconds"] - 1
+        summary["ray1_overhead_vs_local_1thread"] = round(overhead, 3)
+    if "ray-1" in by and "ray-2" in by:
+        summary["speedup_2_workers"] = round(by["ray-1"]["seconds"] / by["ray-2"]["seconds"], 3)
+    return {
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
+        "machine": {"cpus": os.cpu_count(), "platform": platform.platform()},
+        "load_before": [round(x, 2) for x in load_before],
+        "load_after": [round(x, 2) for x in os.getloadavg()],
+        "n": args.n,
+        "batch_size": args.batch_size,
+        "classifier": args.classifier,
+        "autoencoder": args.autoencoder,
+        "results": results,
+        "summary": summary,
+    }
 
 
 def main() -> None:
@@ -131,32 +166,11 @@ def main() -> None:
         result["load_after"] = [round(x, 2) for x in os.getloadavg()]
         results.append(result)
         print(f"{config}: {result['seconds']} s, {result['images_per_s']} images/s", flush=True)
-    by = {r["config"]: r for r in results}
-    summary = {}
-    if "ray-1" in by and "local" in by:
-        summary["ray1_overhead_vs_local"] = round(
-            by["ray-1"]["seconds"] / by["local"]["seconds"] - 1, 3
-        )
-    if "ray-1" in by and "local-1t" in by:
-        summary["ray1_overhead_vs_local_1thread"] = round(
-            by["ray-1"]["seconds"] / by["local-1t"]["seconds"] - 1, 3
-        )
-    if "ray-1" in by and "ray-2" in by:
-        summary["speedup_2_workers"] = round(by["ray-1"]["seconds"] / by["ray-2"]["seconds"], 3)
-    report = {
-        "created": datetime.now(UTC).isoformat(timespec="seconds"),
-        "machine": {"cpus": os.cpu_count(), "platform": platform.platform()},
-        "load_before": [round(x, 2) for x in load_before],
-        "load_after": [round(x, 2) for x in os.getloadavg()],
-        "n": args.n,
-        "batch_size": args.batch_size,
-        "classifier": args.classifier,
-        "autoencoder": args.autoencoder,
-        "results": results,
-        "summary": summary,
-    }
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(report, indent=2) + "\n")
+        # Written after every configuration, so a long run that fails later keeps its numbers.
+        report = build_report(args, load_before, results)
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.out).write_text(json.dumps(report, indent=2) + "\n")
+    summary = report["summary"]
     print(f"\n{'config':10} {'seconds':>8} {'images/s':>9} {'load 1-min before/after':>24}")
     for r in results:
         load = f"{r['load_before'][0]:.1f} / {r['load_after'][0]:.1f}"

@@ -1,7 +1,8 @@
 """The Ray engine on a real two-node Ray cluster on this machine, against the local engine.
 
 The module starts a head node and a second node with `ray start --block` (1 CPU each, own
-temporary folders, small object stores, no dashboard, memory monitor off), each in its own
+temporary folders, small object stores, no dashboard, memory monitor off, token auth with a
+token of the test process's own), each in its own
 process session, and kills every process of both trees at the end, even on failure. The kill
 test SIGKILLs the second node's whole process tree mid-run and lets a replacement node join,
 as a cluster autoscaler would.
@@ -11,6 +12,8 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
+import secrets
 import shutil
 import signal
 import socket
@@ -26,12 +29,16 @@ import pandas as pd
 import pytest
 from test_inspection import build_tiny_runs
 
-from inspection import inspect_batch
+from inspection import InspectionError, inspect_batch
 from inspection.__main__ import main as cli_main
 from inspection.pipeline import results_frame
 from inspection.ray_engine import RAY_MISSING, BatchRecord, iter_inspect_ray
 from store.review import ReviewLog
 
+# Token authentication with a token of this test process: its nodes and its driver agree on
+# it whatever ~/.ray/auth_token a local ray.init() left behind. Ray reads the mode at import.
+os.environ["RAY_AUTH_MODE"] = "token"
+os.environ["RAY_AUTH_TOKEN"] = secrets.token_hex(32)
 ray = pytest.importorskip("ray", reason="the ray extra is not installed")
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("ray")]
@@ -216,14 +223,15 @@ def test_two_nodes_score_the_archive_like_the_local_engine(
     summary = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("ray:"))
     # Every file but the repeat and the refused zip entry went to the workers.
     sent = int((local["status"] != "duplicate").sum()) - 1
-    assert " on 2 nodes (" in summary and summary.count(" images") == 2
-    assert sum(int(part.split(", ")[1].split()[0]) for part in summary.split("; ")) == sent
+    pattern = r"(\w{8}): \d+ batches, (\d+) images"
+    per_node = {node: int(n) for node, n in re.findall(pattern, summary)}
+    assert sum(per_node.values()) == sent
     ray.init(address=cluster.address, logging_level="ERROR")
     try:
-        for name in ("head", "node2"):
-            assert cluster.node_id(name)[:8] + ": " in summary
+        nodes = {cluster.node_id(name)[:8] for name in ("head", "node2")}
     finally:
         ray.shutdown()
+    assert set(per_node) == nodes and all(per_node.values())
 
 
 def test_a_node_killed_mid_run_loses_and_repeats_nothing(tiny, cluster):
@@ -280,19 +288,25 @@ def test_without_ray_the_engine_names_the_extra(tiny, tmp_path, monkeypatch, cap
     assert not (tmp_path / "r.csv").exists()
 
 
-@pytest.mark.parametrize(
-    ("extra", "message"),
-    [
-        (["--workers", "2"], "--address and --workers need --engine ray"),
-        (["--engine", "ray", "--workers", "0"], "workers must be at least 1, got 0"),
-    ],
-)
-def test_bad_engine_options_exit_2_naming_the_option(tiny, tmp_path, capsys, extra, message):
+def test_ray_options_without_the_ray_engine_exit_2(tiny, tmp_path, capsys):
     args = ["--classifier", str(tiny["classifier"]), "--images", str(tiny["images"])]
-    code = cli_main([*args, "--out", str(tmp_path / "r.csv"), *extra])
+    code = cli_main([*args, "--out", str(tmp_path / "r.csv"), "--workers", "2"])
     assert code == 2
-    assert message in capsys.readouterr().err
+    assert "--address and --workers need --engine ray" in capsys.readouterr().err
     assert not (tmp_path / "r.csv").exists()
+
+
+def test_a_pool_of_no_workers_is_refused_by_argparse(tiny, tmp_path, capsys):
+    args = ["--classifier", str(tiny["classifier"]), "--images", str(tiny["images"])]
+    with pytest.raises(SystemExit) as exit_info:
+        cli_main([*args, "--out", str(tmp_path / "r.csv"), "--engine", "ray", "--workers", "0"])
+    assert exit_info.value.code == 2
+    assert "--workers: expected a whole number >= 1, got 0" in capsys.readouterr().err
+
+
+def test_the_engine_refuses_a_pool_of_no_workers(tiny):
+    with pytest.raises(InspectionError, match="workers must be at least 1, got 0"):
+        iter_inspect_ray([], tiny["classifier"], workers=0)
 
 
 def test_an_unknown_results_format_is_refused_before_scoring(tiny, tmp_path, capsys):
