@@ -1,10 +1,12 @@
-"""Image AUROC, pixel AUROC against masks, and F1 at the run's own threshold.
+"""Image AUROC, pixel AUROC and AUPRO against masks, and F1 at the run's own thresholds.
 
     python -m anomaly.evaluate --run RUN --data DIR [--split test] [--out FILE.json]
 
 Pixel AUROC is computed on the original image grid (maps are brought back with the run's
 preprocessing) over good and defective images alike, as in MVTec AD; scores are accumulated in
-fine histograms so memory does not grow with the data set.
+fine histograms so memory does not grow with the data set. AUPRO (per-region overlap up to
+30 % false-positive rate, anomaly.localize) uses the same histograms per true defect region.
+Runs with a pixel threshold also get pixel precision, recall and F1 of their predicted masks.
 """
 
 from __future__ import annotations
@@ -21,8 +23,10 @@ from sklearn.metrics import confusion_matrix, f1_score, precision_score, recall_
 from tqdm import tqdm
 
 import store
+from anomaly.localize import AuproAccumulator, predicted_mask
 from anomaly.scoring import AnomalyDetector, is_anomalous
-from imaging import ImageError, discover, read_image
+from imaging import ImageError, discover, image_size, read_image
+from store.cli_errors import atomic_output, check_output_file, cli_main
 
 log = logging.getLogger(__name__)
 _BINS = 20_000
@@ -49,6 +53,31 @@ def _read_mask(path: str, shape: tuple[int, int]) -> np.ndarray:
     if mask.shape != shape:
         raise EvaluationError(f"{path}: mask is {mask.shape}, its image is {shape}")
     return mask > 127
+
+
+def check_masks(spec, split: str = "test", shown: int = 3) -> None:
+    """Refuse masks whose size differs from their image's, from headers, before any training."""
+    items = spec.items[spec.items["split"] == split]
+    bad = []
+    for path, mask in zip(items["path"], items["mask_path"], strict=True):
+        if not isinstance(mask, str) or not mask:
+            continue
+        try:
+            sizes = image_size(path), image_size(mask)
+        except ImageError as exc:
+            bad.append(str(exc))
+            continue
+        if sizes[0] != sizes[1]:
+            bad.append(
+                f"{mask}: mask is {sizes[1][0]}x{sizes[1][1]}, its image {path} is "
+                f"{sizes[0][0]}x{sizes[0][1]}"
+            )
+    if bad:
+        more = f" (and {len(bad) - shown} more)" if len(bad) > shown else ""
+        raise EvaluationError(
+            f"{len(bad)} ground-truth masks in {spec.root} do not fit their images: "
+            f"{'; '.join(bad[:shown])}{more}; fix or remove them before training"
+        )
 
 
 def evaluate_detector(
@@ -125,6 +154,9 @@ def _pixel_metrics(detector, items, maps, shapes) -> dict[str, Any]:
     top = max(float(maps[i].max()) for i in usable) or 1.0
     edges = np.linspace(0.0, top, _BINS + 1)
     pos, neg = np.zeros(_BINS), np.zeros(_BINS)
+    pro = AuproAccumulator(edges=edges)
+    pixel_threshold = getattr(detector, "pixel_threshold", None)
+    counts = np.zeros(3)  # true positive, false positive, false negative pixels
     for i in usable:
         full = detector.preprocess.cam_to_original(maps[i], shapes[i])
         if items.at[i, "is_defect"]:
@@ -133,7 +165,25 @@ def _pixel_metrics(detector, items, maps, shapes) -> dict[str, Any]:
             mask = np.zeros(shapes[i], bool)
         pos += np.histogram(full[mask], edges)[0]
         neg += np.histogram(full[~mask], edges)[0]
-    return {"pixel_auroc": binned_auroc(pos, neg), "pixel_images": len(usable)}
+        pro.add(full, mask)
+        if pixel_threshold is not None:
+            pred = predicted_mask(full, pixel_threshold)
+            counts += [np.sum(pred & mask), np.sum(pred & ~mask), np.sum(~pred & mask)]
+    out: dict[str, Any] = {
+        "pixel_auroc": binned_auroc(pos, neg),
+        "aupro": pro.result(0.3),
+        "aupro_max_fpr": 0.3,
+        "pixel_images": len(usable),
+    }
+    if pixel_threshold is not None:
+        tp, fp, fn = counts
+        out.update(
+            pixel_threshold=float(pixel_threshold),
+            pixel_precision=float(tp / max(tp + fp, 1)),
+            pixel_recall=float(tp / max(tp + fn, 1)),
+            pixel_f1=float(2 * tp / max(2 * tp + fp + fn, 1)),
+        )
+    return out
 
 
 def evaluate_run(run: Any, data: str | Path, split: str = "test") -> dict[str, Any]:
@@ -142,6 +192,7 @@ def evaluate_run(run: Any, data: str | Path, split: str = "test") -> dict[str, A
     return evaluate_detector(detector, discover(data), split)
 
 
+@cli_main
 def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
@@ -150,20 +201,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--split", default="test")
     p.add_argument("--out", type=Path, help="write the metrics as JSON here")
     args = p.parse_args(argv)
-    try:
-        metrics = evaluate_run(args.run, args.data, args.split)
-    except (ValueError, store.RunError) as exc:
-        print(f"error: {exc}")
-        return 2
     if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(metrics, indent=2) + "\n")
+        check_output_file(args.out)
+    metrics = evaluate_run(args.run, args.data, args.split)
+    if args.out:
+        with atomic_output(args.out) as tmp:
+            tmp.write_text(json.dumps(metrics, indent=2) + "\n")
     fmt = lambda v: "n/a" if v is None else f"{v:.3f}"  # noqa: E731
     print(
         f"{args.split}: {metrics['n_images']} images ({metrics['n_defective']} defective), "
         f"{len(metrics['unreadable'])} unreadable\n"
         f"  image AUROC {fmt(metrics['image_auroc'])}, pixel AUROC {fmt(metrics['pixel_auroc'])}, "
+        f"AUPRO {fmt(metrics.get('aupro'))}, "
         f"F1 {fmt(metrics.get('f1'))} at threshold {fmt(metrics.get('threshold'))}"
+        + (
+            f"\n  pixel F1 {fmt(metrics['pixel_f1'])} at pixel threshold "
+            f"{fmt(metrics['pixel_threshold'])}"
+            if metrics.get("pixel_f1") is not None
+            else ""
+        )
     )
     for t, auc in metrics["image_auroc_by_type"].items():
         print(f"  {t:>12}: image AUROC {auc:.3f}")

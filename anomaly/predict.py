@@ -3,13 +3,14 @@
     python anomaly/predict.py --run RUN --images DIR|FILES --out scores.csv [--maps DIR]
 
 Unreadable files get a row with the reason in the `error` column (and in the summary); the
-others are scored. `anomalous` is `score > threshold` with the run's calibrated threshold.
+others are scored. `anomalous` is `score >= threshold` with the run's calibrated threshold.
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -19,13 +20,21 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
-import store
 from anomaly.inputs import expand_image_args
 from anomaly.scoring import AnomalyDetector
-from imaging import ImageError, read_image, to_gray
+from imaging import ImageError, decode_image, to_gray
+from imaging.screening import join_warnings, screen_image
+from store.cli_errors import (
+    CliInputError,
+    check_output_file,
+    check_writable_dir,
+    cli_main,
+    positive_int,
+    write_csv,
+)
 
 log = logging.getLogger(__name__)
-COLUMNS = ("path", "score", "anomalous", "threshold", "error")
+COLUMNS = ("path", "score", "anomalous", "threshold", "error", "warnings")
 
 
 def heatmap_overlay(image: np.ndarray, amap: np.ndarray, scale: float) -> np.ndarray:
@@ -59,7 +68,9 @@ def predict_files(
     progress: bool = True,
 ) -> pd.DataFrame:
     """One row per file (COLUMNS); unreadable files carry the reason in `error`."""
-    detector = run if isinstance(run, AnomalyDetector) else AnomalyDetector.from_run(run)
+    detector = run if hasattr(run, "score_arrays") else AnomalyDetector.from_run(run)
+    if batch_size < 1:
+        raise CliInputError(f"batch size must be at least 1, got {batch_size}")
     if maps_dir is not None:
         maps_dir.mkdir(parents=True, exist_ok=True)
     scale = 2 * detector.threshold if detector.threshold else None
@@ -67,10 +78,14 @@ def predict_files(
     used: set[str] = set()
     bar = tqdm(total=len(paths), desc="scoring", unit="img", disable=not progress)
     for start in range(0, len(paths), batch_size):
-        batch, imgs = [], []
+        batch, imgs, notes = [], [], []
         for path in map(Path, paths[start : start + batch_size]):
             try:
-                imgs.append(read_image(path))
+                decoded = decode_image(path)
+                imgs.append(decoded.pixels)
+                notes.append(
+                    decoded.warnings + screen_image(decoded.pixels, detector.preprocess.size)
+                )
                 batch.append(path)
             except ImageError as exc:
                 rows.append({"path": str(path), "error": exc.reason})
@@ -79,7 +94,8 @@ def predict_files(
             flags = (
                 detector.decide(scores) if detector.threshold is not None else [None] * len(imgs)
             )
-            for path, img, score, flag, amap in zip(batch, imgs, scores, flags, maps, strict=True):
+            scored = zip(batch, imgs, scores, flags, maps, notes, strict=True)
+            for path, img, score, flag, amap, note in scored:
                 rows.append(
                     {
                         "path": str(path),
@@ -87,6 +103,7 @@ def predict_files(
                         "anomalous": flag,
                         "threshold": detector.threshold,
                         "error": "",
+                        "warnings": join_warnings(note),
                     }
                 )
                 if maps_dir is not None:
@@ -101,6 +118,7 @@ def predict_files(
     return frame.sort_values("path", key=lambda s: s.map(order)).reset_index(drop=True)
 
 
+@cli_main
 def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
@@ -108,16 +126,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--images", required=True, nargs="+", help="image files and/or folders")
     p.add_argument("--out", required=True, type=Path, help="CSV to write")
     p.add_argument("--maps", type=Path, help="folder for heatmap PNGs (<stem>_map.png)")
-    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--batch-size", type=positive_int, default=32, help="images per model call")
     args = p.parse_args(argv)
-    try:
-        paths = expand_image_args(args.images)
-        frame = predict_files(args.run, paths, args.maps, args.batch_size)
-    except (ValueError, store.RunError) as exc:
-        print(f"error: {exc}")
-        return 2
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    frame.to_csv(args.out, index=False)
+    paths = expand_image_args(args.images)
+    check_output_file(args.out)
+    if args.maps is not None:
+        check_writable_dir(args.maps, "--maps")
+    frame = predict_files(args.run, paths, args.maps, args.batch_size)
+    write_csv(frame, args.out)
     failed = frame[frame["error"] != ""]
     scored = frame[frame["error"] == ""]
     flagged = int(scored["anomalous"].fillna(False).astype(bool).sum())
@@ -125,8 +141,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"\n{len(scored)} scored, {flagged} anomalous, {len(failed)} unreadable -> {args.out}"
         + (f"; heatmaps in {args.maps}" if args.maps else "")
     )
+    warned = int(scored["warnings"].fillna("").astype(bool).sum())
+    if warned:
+        print(f"{warned} scored with a warning (see the warnings column)")
     for _, row in failed.iterrows():
         print(f"  unreadable: {row['path']}: {row['error']}")
+    if scored.empty:
+        print(
+            f"error: none of the {len(frame)} inputs could be read; see {args.out}", file=sys.stderr
+        )
+        return 2
     return 0
 
 

@@ -5,7 +5,7 @@ or for DRAEM runs (map "mask") the discriminative network's anomaly mask -> Gaus
 -> optional normalisation by the per-pixel mean and spread of good parts (so places that are
 always hard to rebuild, like vane edges, stop dominating) -> optional part mask (background
 clutter cannot raise an alarm) -> image score = mean of the top-k % pixels.
-The decision rule everywhere is `score > threshold` -> anomalous.
+The decision rule everywhere is `score >= threshold` -> anomalous (store.thresholds.decide).
 """
 
 from __future__ import annotations
@@ -18,6 +18,8 @@ from typing import Any
 
 import cv2
 import numpy as np
+
+from store.thresholds import decide
 
 log = logging.getLogger(__name__)
 
@@ -242,7 +244,7 @@ def percentile_threshold(good_scores: Sequence[float], q: float = 99.0) -> float
 
 
 def f1_optimal_threshold(scores: Sequence[float], labels: Sequence[bool]) -> tuple[float, float]:
-    """(threshold, F1) maximising F1 of `score > threshold` with defects as positives.
+    """(threshold, F1) maximising F1 of `score >= threshold` with defects as positives.
 
     The threshold lies halfway between neighbouring scores so that the rule is stable.
     """
@@ -259,7 +261,7 @@ def f1_optimal_threshold(scores: Sequence[float], labels: Sequence[bool]) -> tup
     s_sorted, y_sorted = s[order], y[order]
     f1s = []
     for cut in cuts:
-        flagged = s_sorted > cut
+        flagged = decide(s_sorted, cut)
         tp = int(np.sum(flagged & y_sorted))
         fp = int(np.sum(flagged & ~y_sorted))
         fn = int(np.sum(~flagged & y_sorted))
@@ -269,8 +271,8 @@ def f1_optimal_threshold(scores: Sequence[float], labels: Sequence[bool]) -> tup
 
 
 def is_anomalous(scores: Sequence[float] | np.ndarray, threshold: float) -> np.ndarray:
-    """The decision rule of every run: score above the threshold means anomalous."""
-    return np.asarray(scores, dtype=np.float64) > float(threshold)
+    """The decision rule of every run: a score at or above the threshold means anomalous."""
+    return decide(scores, threshold)
 
 
 @dataclass
@@ -286,10 +288,15 @@ class AnomalyDetector:
     stats: ErrorStats | None = None
     threshold: float | None = None
     batch_size: int = 32
+    pixel_threshold: float | None = None
 
     @classmethod
-    def from_run(cls, run: Any) -> AnomalyDetector:
-        """Rebuild from a run (name, path or store.Run) of kind "autoencoder"."""
+    def from_run(cls, run: Any) -> Any:
+        """Rebuild from a run (name, path or store.Run) of kind "autoencoder" (anomaly runs).
+
+        PatchCore and PaDiM runs open as `anomaly.feature_detector.FeatureDetector`, which
+        offers the same interface.
+        """
         import store
         from imaging import Preprocess
 
@@ -297,6 +304,11 @@ class AnomalyDetector:
             run = store.load_run(run)
         if run.kind != "autoencoder":
             raise ScoringError(f"run {run.name!r} is a {run.kind} run; pick an autoencoder run")
+        run.check_complete()
+        if run.info.get("model") in ("patchcore", "padim"):
+            from anomaly.feature_detector import FeatureDetector
+
+            return FeatureDetector.from_run(run)
         config = ScoreConfig.from_dict(run.info.get("score", {}))
         stats = None
         if config.normalize:
@@ -310,6 +322,7 @@ class AnomalyDetector:
             config=config,
             stats=stats,
             threshold=run.info.get("threshold"),
+            pixel_threshold=run.info.get("pixel_threshold"),
         )
 
     @property
@@ -351,6 +364,15 @@ class AnomalyDetector:
             raise ScoringError("this run has no threshold; retrain or calibrate one")
         return is_anomalous(scores, self.threshold)
 
+    def boxes(self, amap: np.ndarray) -> list:
+        """Predicted defect regions of one map (model resolution); none without a recorded
+        pixel threshold (runs trained before localization)."""
+        if self.pixel_threshold is None:
+            return []
+        from anomaly.localize import mask_to_boxes, predicted_mask
+
+        return mask_to_boxes(predicted_mask(amap, self.pixel_threshold), amap, min_area=4)
+
 
 def score_images(
     run: Any, images: Sequence[Any]
@@ -363,7 +385,7 @@ def score_images(
     """
     from imaging import read_image
 
-    detector = run if isinstance(run, AnomalyDetector) else AnomalyDetector.from_run(run)
+    detector = run if hasattr(run, "score_arrays") else AnomalyDetector.from_run(run)
     decoded = [img if isinstance(img, np.ndarray) else read_image(img) for img in images]
     if not decoded:
         size = detector.preprocess.size

@@ -25,8 +25,12 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
-from imaging import IMAGE_EXTENSIONS, Preprocess, read_image
-from store import Run, RunError, load_run
+from classification.operating_point import decide_classes
+from imaging import IMAGE_EXTENSIONS, DecodedImage, Preprocess, decode_image
+from imaging.screening import join_warnings, screen_image
+from store import Run, load_run
+from store.cli_errors import CliInputError, check_output_file, cli_main, positive_int, write_csv
+from store.thresholds import run_threshold
 
 log = logging.getLogger(__name__)
 
@@ -76,12 +80,12 @@ def _items(images: Iterable[Any]) -> list[_Item]:
     return items
 
 
-def _decode(item: _Item) -> np.ndarray:
+def _decode(item: _Item) -> DecodedImage:
     if isinstance(item.source, np.ndarray):
-        return item.source
+        return DecodedImage(item.source)
     if isinstance(item.source, str | Path):
-        return read_image(item.source)
-    return read_image(item.source, name=item.name)
+        return decode_image(item.source)
+    return decode_image(item.source, name=item.name)
 
 
 def _chunks(items: list[_Item], size: int) -> Iterator[list[_Item]]:
@@ -93,7 +97,7 @@ def _open_run(run: str | Path | Run) -> Run:
     run = run if isinstance(run, Run) else load_run(run)
     if run.kind != "classifier":
         raise PredictError(f"run {run.name!r} is a {run.kind} run; pick a classifier run")
-    return run
+    return run.check_complete()
 
 
 def predict_images(
@@ -104,8 +108,13 @@ def predict_images(
     batch_size: int = DEFAULT_BATCH,
     progress: bool = False,
     keep_cams: bool = False,
+    threshold: float | None = None,
 ) -> pd.DataFrame:
     """One row per input: status, error, class probabilities, prediction (+ CAM peak, boxes).
+
+    The prediction is taken at the run's operating point: defective when the summed defect
+    probability is at or above `threshold` (default: the run's recorded one, 0.5 for runs
+    without), the type by argmax among defect classes (classification.operating_point).
 
     Inputs may be file paths, decoded images (numpy), bytes or file-like uploads, or
     (name, source) pairs. With `cam`, the heatmap of the most probable defect class is computed
@@ -118,7 +127,9 @@ def predict_images(
     info = run.info
     class_names = list(info["class_names"])
     normal = info["normal_class"]
-    normal_index = class_names.index(normal)
+    threshold = run_threshold(info) if threshold is None else float(threshold)
+    if not 0.0 <= threshold <= 1.0:
+        raise PredictError(f"--threshold {threshold}: must be between 0 and 1")
     preprocess = Preprocess.from_dict(info["preprocess"])
     model = run.load_model()
     if boxes and cam is None:
@@ -139,21 +150,27 @@ def predict_images(
         for item in chunk:
             row: dict[str, Any] = {"file": item.name, "status": "ok", "error": ""}
             try:
-                image = _decode(item)
+                decoded_image = _decode(item)
+                image = decoded_image.pixels
                 prepared = preprocess.apply(image)
             except (ValueError, OSError) as exc:
                 reason = getattr(exc, "reason", None) or str(exc)
                 row.update(status="error", error=reason)
                 log.warning("%s: %s", item.name, reason)
             else:
-                row.update(height=int(image.shape[0]), width=int(image.shape[1]))
+                notes = decoded_image.warnings + screen_image(image, preprocess.size)
+                row.update(
+                    height=int(image.shape[0]),
+                    width=int(image.shape[1]),
+                    warnings=join_warnings(notes),
+                )
                 decoded.append(prepared)
                 good.append(row)
             rows.append(row)
         if decoded:
             x = np.stack(decoded)
             probabilities = np.asarray(model.predict_on_batch(x), dtype=float)
-            _fill_predictions(good, probabilities, class_names, normal_index)
+            _fill_predictions(good, probabilities, class_names, normal, threshold)
             if cam is not None:
                 targets = cam_targets(probabilities, class_names, normal)
                 maps = compute_cams(
@@ -164,6 +181,7 @@ def predict_images(
         bar.update(len(chunk))
     bar.close()
     frame = pd.DataFrame(rows, columns=_columns(class_names, cam, boxes, keep_cams))
+    frame.attrs.update(run=run.name, threshold=threshold)
     # Unreadable rows leave these empty: nullable integers keep them integral in the CSV.
     for column in ("width", "height", "cam_peak_x", "cam_peak_y"):
         if column in frame:
@@ -172,15 +190,20 @@ def predict_images(
 
 
 def _fill_predictions(
-    rows: list[dict], probabilities: np.ndarray, class_names: list[str], normal_index: int
+    rows: list[dict],
+    probabilities: np.ndarray,
+    class_names: list[str],
+    normal: str,
+    threshold: float,
 ) -> None:
-    for row, probs in zip(rows, probabilities, strict=True):
-        best = int(probs.argmax())
+    normal_index = class_names.index(normal)
+    decided = decide_classes(probabilities, class_names, normal, threshold)
+    for row, probs, best in zip(rows, probabilities, decided, strict=True):
         row.update(
             predicted_class=class_names[best],
             confidence=float(probs[best]),
             defect_probability=float(1.0 - probs[normal_index]),
-            is_defect=best != normal_index,
+            is_defect=bool(best != normal_index),
             **{f"p_{name}": float(p) for name, p in zip(class_names, probs, strict=True)},
         )
 
@@ -229,7 +252,7 @@ def _columns(class_names: list[str], cam: str | None, boxes: bool, keep_cams: bo
         columns.append("boxes")
     if keep_cams:
         columns.append("cam")
-    return columns
+    return [*columns, "warnings"]
 
 
 def collect_inputs(images: Sequence[str]) -> tuple[list[Path], list[Path]]:
@@ -257,6 +280,9 @@ def summarize(frame: pd.DataFrame, skipped: Sequence[Path], seconds: float) -> s
     if len(ok):
         counts = ok.predicted_class.value_counts()
         lines.append("predicted: " + ", ".join(f"{c}={n}" for c, n in counts.items()))
+    warned = int(ok.warnings.fillna("").astype(bool).sum())
+    if warned:
+        lines.append(f"{warned} predicted with a warning (see the warnings column)")
     for row in errors.head(10).itertuples():
         lines.append(f"  unreadable: {row.file}: {row.error}")
     if len(errors) > 10:
@@ -273,35 +299,46 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--out", required=True, help="CSV file to write")
     parser.add_argument("--cam", help="heatmap method, e.g. gradcam, gradcam++, scorecam")
     parser.add_argument("--boxes", action="store_true", help="defect boxes from the heatmaps")
-    parser.add_argument("--batch-size", type=int, default=DEFAULT_BATCH)
+    parser.add_argument(
+        "--batch-size", type=positive_int, default=DEFAULT_BATCH, help="images per model call"
+    )
+    parser.add_argument(
+        "--threshold",
+        type=float,
+        help="defect threshold on the summed defect probability (default: the run's own, "
+        "0.5 for runs without one)",
+    )
     return parser
 
 
+@cli_main
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.ERROR, format="%(levelname)s %(name)s: %(message)s")
     inputs, skipped = collect_inputs(args.images)
     if not inputs:
-        print(f"error: no image files found in {' '.join(args.images)}", file=sys.stderr)
-        return 2
-    started = time.perf_counter()
-    try:
-        frame = predict_images(
-            args.run,
-            inputs,
-            cam=args.cam,
-            boxes=args.boxes,
-            batch_size=args.batch_size,
-            progress=True,
+        raise CliInputError(
+            f"--images {' '.join(args.images)}: no image files found "
+            f"({' '.join(IMAGE_EXTENSIONS)}); point at the images"
         )
-    except (ValueError, RunError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    frame.to_csv(out, index=False)
+    out = check_output_file(args.out)
+    started = time.perf_counter()
+    frame = predict_images(
+        args.run,
+        inputs,
+        cam=args.cam,
+        boxes=args.boxes,
+        batch_size=args.batch_size,
+        progress=True,
+        threshold=args.threshold,
+    )
+    write_csv(frame, out)
     print(summarize(frame, skipped, time.perf_counter() - started))
+    print(f"defect threshold {frame.attrs['threshold']:.4g} (summed defect probability)")
     print(f"wrote {out}")
+    if not (frame.status == "ok").any():
+        print(f"error: none of the {len(frame)} inputs could be read; see {out}", file=sys.stderr)
+        return 2
     return 0
 
 

@@ -21,9 +21,17 @@ import numpy as np
 
 from classification.augment import RECIPES, describe_recipes, get_recipe
 from classification.batchnorm import RecalibrateBatchNorm, recalibrate_batchnorm
+from classification.evaluation import summary_of
 from classification.guards import assess_classifier
 from classification.metrics import classification_report, format_report
 from classification.models import MODEL_NAMES, WEIGHTS, build_model, cam_layer_name
+from classification.operating_point import (
+    DEFAULT_POLICY,
+    PolicyError,
+    choose_threshold,
+    defect_scores,
+    parse_policy,
+)
 from classification.predict import cam_targets
 from classification.smalldata import (
     MIN_STEPS_PER_EPOCH,
@@ -34,9 +42,8 @@ from classification.smalldata import (
     training_data,
 )
 from classification.splits import classifier_splits
-from classification.transfer import TransferError, init_from_run
+from classification.transfer import init_from_run
 from store import (
-    RunError,
     create_run_dir,
     health_record,
     save_model,
@@ -44,6 +51,8 @@ from store import (
     write_metrics,
     write_run_info,
 )
+from store.cli_errors import cli_main
+from store.thresholds import threshold_record, with_threshold
 from store.tracking import add_wandb_argument, start_tracking
 
 log = logging.getLogger(__name__)
@@ -74,6 +83,7 @@ class TrainConfig:
     weights: str = "none"
     val_split: float = 0.15
     patience: int = 8
+    threshold: str = DEFAULT_POLICY
     min_steps: int = MIN_STEPS_PER_EPOCH
     small_data: str = "auto"
     init_from: str | None = None
@@ -89,7 +99,7 @@ def build_parser() -> argparse.ArgumentParser:
         description=__doc__.split("\n\n")[0],
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    parser.add_argument("--data", help="data set folder or CSV manifest (see DATA.md)")
+    parser.add_argument("--data", help="data set folder or CSV manifest (see docs/data.md)")
     parser.add_argument("--model", default=defaults.model, choices=MODEL_NAMES)
     parser.add_argument(
         "--aug", default=defaults.aug, help=f"recipe: {', '.join(RECIPES)}, or `list`"
@@ -116,6 +126,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--patience", type=int, default=defaults.patience, help="early-stopping patience"
+    )
+    parser.add_argument(
+        "--threshold",
+        default=defaults.threshold,
+        help="defect threshold policy, chosen on the validation split: f1 | recall:X | "
+        "precision:X | fixed:X (docs/operating_points.md)",
     )
     parser.add_argument(
         "--min-steps",
@@ -302,6 +318,25 @@ def _pick_samples(test: Any, probabilities: np.ndarray, class_names: list[str], 
     return np.concatenate([wrong, right])[:SAMPLE_ROWS]
 
 
+def _choose_threshold(
+    probabilities: np.ndarray, labels: np.ndarray, class_names: list[str], normal: str, policy: str
+) -> dict[str, Any]:
+    """The threshold record of `policy` on validation outputs (fixed:0.5, noted, if unmet)."""
+    is_defect = labels != class_names.index(normal)
+    score = defect_scores(probabilities, class_names, normal)
+    try:
+        choice = choose_threshold(is_defect, score, policy)
+    except PolicyError as exc:
+        log.warning("%s; deciding at 0.5 instead", exc)
+        choice = choose_threshold(is_defect, score, "fixed:0.5")
+        return threshold_record(
+            0.5, choice.policy, "validation", choice.precision, choice.recall, note=str(exc)
+        )
+    return threshold_record(
+        choice.threshold, choice.policy, "validation", choice.precision, choice.recall
+    )
+
+
 def train(config: TrainConfig, verbose: int | str = "auto") -> Path:
     """Train, evaluate on the test split, write the run folder; returns its path."""
     import keras
@@ -311,6 +346,7 @@ def train(config: TrainConfig, verbose: int | str = "auto") -> Path:
 
     recipe = get_recipe(config.aug)
     learning_rate(config.schedule, config.lr, 1, 1)  # bad options fail before any work
+    parse_policy(config.threshold)
     steps_per_epoch(1, 1, config.min_steps)
     keras.utils.set_random_seed(config.seed)
     spec = discover(config.data)
@@ -378,11 +414,20 @@ def train(config: TrainConfig, verbose: int | str = "auto") -> Path:
         recalibrate_batchnorm(model, plain_train)
         save_model(run_dir, model)
 
+        threshold = _choose_threshold(
+            model.predict(dataset(val_items, False), verbose=0),
+            labels_of(val_items),
+            class_names,
+            normal,
+            config.threshold,
+        )
         probabilities = model.predict(dataset(test_items, False), verbose=0)
         y_test = labels_of(test_items)
-        report = classification_report(y_test, probabilities, class_names, normal)
+        report = classification_report(
+            y_test, probabilities, class_names, normal, threshold=threshold["value"]
+        )
         best_epoch = selection.kept_epoch(history.history.get("val_loss", []), len(history.epoch))
-        summary = {k: report[k] for k in ("accuracy", "macro_f1", "defect_f1", "roc_auc")}
+        summary = summary_of(report)
         health = assess_classifier(
             model,
             dataset(val_items, False),
@@ -464,7 +509,7 @@ def train(config: TrainConfig, verbose: int | str = "auto") -> Path:
             info["defect_class"] = defect_classes[0]
         else:
             info["defect_classes"] = defect_classes
-        write_run_info(run_dir, info)
+        write_run_info(run_dir, with_threshold(info, threshold))
         _print_summary(run_dir, report, train_seconds, len(history.epoch), verbose)
         _print_warnings(health.warnings)
         return run_dir
@@ -496,6 +541,7 @@ def _print_warnings(warnings: list[str]) -> None:
         )
 
 
+@cli_main
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -506,11 +552,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--data is required (a data set folder or a CSV manifest)")
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     config = TrainConfig(**{k: v for k, v in vars(args).items()})
-    try:
-        train(config)
-    except (ValueError, RunError, TransferError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    train(config)
     return 0
 
 

@@ -18,6 +18,7 @@ no positive evidence anywhere, becomes all zeros.
 from __future__ import annotations
 
 import logging
+import numbers
 import weakref
 from collections.abc import Sequence
 
@@ -25,7 +26,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from explain.layers import ExplainError, describe_head, resolve_layer, split_model
+from explain.layers import ExplainError, Split, describe_head, resolve_layer, split_model
 
 log = logging.getLogger(__name__)
 _REL_EPS = 1e-5
@@ -58,6 +59,8 @@ class CAM:
 
     name = "cam"
     needs_layer = True
+    #: keyword options the method accepts (anything else is refused)
+    OPTIONS: tuple[str, ...] = ("jit_compile",)
 
     def __init__(
         self, model: keras.Model, layer: str | None = None, score: str = "auto", **options
@@ -74,14 +77,15 @@ class CAM:
                 "use score='probability'"
             )
         self.score = score
-        self.options = options
+        self.options = _check_options(self, options)
         self.layer = "/".join(resolve_layer(model, layer)) if self.needs_layer else None
         end = self.head_info.end if score == "logit" else model.outputs[0]
         if self.needs_layer:
-            self.features, self.head = split_model(model, self.layer.split("/"), end)
+            self.split = _split_of(model, self.layer, end)
         else:
-            self.features = lambda x, training=False: x
-            self.head = keras.Model(model.inputs[0], end)
+            whole = keras.Model(model.inputs[0], end)
+            self.split = Split("fast", lambda x, training=False: x, whole, head=whole)
+        self.features, self.head = self.split.features, self.split.head
         self._steps: dict[bool, object] = {}
         self._signature = [
             tf.TensorSpec((None, *model.inputs[0].shape[1:]), tf.float32),
@@ -89,7 +93,16 @@ class CAM:
         ]
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}(layer={self.layer!r}, score={self.score!r})"
+        return (
+            f"{type(self).__name__}(layer={self.layer!r}, score={self.score!r}, "
+            f"route={self.route!r})"
+        )
+
+    @property
+    def route(self) -> str:
+        """ "fast" (split at the layer) or "fallback" (one pass under the tape: a skip
+        connection crosses the layer)."""
+        return self.split.route
 
     # --- scores -----------------------------------------------------------------------------
     def _logits_and_probs(self, end: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
@@ -116,7 +129,22 @@ class CAM:
         return tf.gather(values, targets, axis=1, batch_dims=1)
 
     def _probabilities(self, x: tf.Tensor) -> tf.Tensor:
-        return self._logits_and_probs(self.head(self.features(x, training=False)))[1]
+        return self._logits_and_probs(self.split.forward(x, training=False))[1]
+
+    def activations_and_gradients(self, x: tf.Tensor, wanted: tf.Tensor):
+        """(activations, d score / d activations, target classes) by the split's route."""
+        with tf.GradientTape(watch_accessed_variables=False) as tape:
+            if self.split.route == "fast":
+                acts = self.features(x, training=False)
+                tape.watch(acts)
+                end = self.head(acts, training=False)
+            else:
+                tape.watch(x)
+                acts, end = self.split.joint(x, training=False)
+            values, probs = self._logits_and_probs(end)
+            targets = self._targets(probs, wanted)
+            scores = self._class_scores(values, targets)
+        return acts, tape.gradient(scores, acts), targets
 
     # --- the pipeline -----------------------------------------------------------------------
     def cam_weights(self, acts: tf.Tensor, grads: tf.Tensor) -> tf.Tensor:
@@ -125,13 +153,7 @@ class CAM:
 
     def raw_maps(self, x: tf.Tensor, wanted: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
         """(N, h, w) maps before upsampling and normalisation, and the target classes."""
-        acts = self.features(x, training=False)
-        with tf.GradientTape(watch_accessed_variables=False) as tape:
-            tape.watch(acts)
-            values, probs = self._logits_and_probs(self.head(acts, training=False))
-            targets = self._targets(probs, wanted)
-            scores = self._class_scores(values, targets)
-        grads = tape.gradient(scores, acts)
+        acts, grads, targets = self.activations_and_gradients(x, wanted)
         maps = tf.reduce_sum(self.cam_weights(acts, grads) * acts, axis=-1)
         return tf.nn.relu(maps), targets
 
@@ -212,6 +234,55 @@ class LayerCAM(CAM):
         return tf.nn.relu(grads)
 
 
+class HiResCAM(CAM):
+    """HiResCAM (Draelos & Carin, 2020): gradients times activations position by position.
+
+    Unlike Grad-CAM it does not average the gradients first, so for a CNN whose head is global
+    average pooling plus a dense layer the map sums exactly to the class score (faithful).
+    """
+
+    name = "hirescam"
+
+    def cam_weights(self, acts, grads):
+        return grads
+
+
+class XGradCAM(CAM):
+    """XGradCAM (Fu et al., 2020): channel weights sum(grads * acts) / sum(acts) over space."""
+
+    name = "xgradcam"
+
+    def cam_weights(self, acts, grads):
+        total = tf.reduce_sum(acts, axis=(1, 2), keepdims=True)
+        weighted = tf.reduce_sum(grads * acts, axis=(1, 2), keepdims=True)
+        return weighted / (total + 1e-7)
+
+
+class EigenCAM(CAM):
+    """EigenCAM (Muhammad & Yeasin, 2020): the activations' first principal component.
+
+    Gradient-free and class-agnostic. Positions are centred per channel before the SVD (as
+    pytorch-grad-cam does); the sign of a principal component is arbitrary, so it is chosen to
+    correlate positively with the channel-summed activations (strongly activated regions hot).
+    """
+
+    name = "eigencam"
+
+    def raw_maps(self, x, wanted):
+        acts = self.features(x, training=False)
+        targets = self._targets(self._probabilities(x), wanted)
+        shape = tf.shape(acts)
+        flat = tf.reshape(acts, (shape[0], shape[1] * shape[2], shape[3]))
+        centred = flat - tf.reduce_mean(flat, axis=1, keepdims=True)
+        _, _, v = tf.linalg.svd(centred)
+        projection = tf.linalg.matvec(centred, v[:, :, 0])
+        energy = tf.reduce_sum(flat, axis=-1)
+        energy = energy - tf.reduce_mean(energy, axis=1, keepdims=True)
+        sign = tf.where(tf.reduce_sum(projection * energy, axis=1, keepdims=True) < 0, -1.0, 1.0)
+        maps = tf.reshape(projection * sign, (shape[0], shape[1], shape[2]))
+        return tf.nn.relu(maps), targets
+
+
 class ScoreCAM(CAM):
     """Score-CAM (Wang et al.): each channel, upsampled and min-max scaled, masks the input;
     the target-class probability of the masked image is that channel's weight (as tf-keras-vis).
@@ -222,6 +293,7 @@ class ScoreCAM(CAM):
     """
 
     name = "scorecam"
+    OPTIONS = ("max_N", "masks_per_pass")
 
     def _step(self, normalize: bool):
         if not self._steps:
@@ -290,6 +362,7 @@ class SmoothGrad(Saliency):
     """
 
     name = "smoothgrad"
+    OPTIONS = ("jit_compile", "smooth_samples", "smooth_noise", "seed")
 
     def raw_maps(self, x, wanted):
         targets = self._targets(self._logits_and_probs(self.head(x, training=False))[1], wanted)
@@ -308,7 +381,18 @@ class SmoothGrad(Saliency):
 
 
 METHODS: dict[str, type[CAM]] = {
-    cls.name: cls for cls in (GradCAM, GradCAMPlusPlus, ScoreCAM, LayerCAM, SmoothGrad, Saliency)
+    cls.name: cls
+    for cls in (
+        GradCAM,
+        GradCAMPlusPlus,
+        HiResCAM,
+        XGradCAM,
+        EigenCAM,
+        ScoreCAM,
+        LayerCAM,
+        SmoothGrad,
+        Saliency,
+    )
 }
 _CACHE: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
@@ -325,6 +409,38 @@ def get_explainer(
         per_model[key] = METHODS[method](model, layer, **options)
         log.debug("built %r for model %s", per_model[key], model.name)
     return per_model[key]
+
+
+_SPLITS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _split_of(model: keras.Model, layer: str, end) -> Split:
+    """One split per (model, layer, score tensor), shared by every method explaining there."""
+    per_model = _SPLITS.setdefault(model, {})
+    key = (layer, id(end))
+    if key not in per_model:
+        per_model[key] = split_model(model, layer.split("/"), end)
+    return per_model[key]
+
+
+def _check_options(method: CAM, options: dict) -> dict:
+    unknown = sorted(set(options) - set(method.OPTIONS))
+    if unknown:
+        raise ExplainError(
+            f"{method.name} has no option {', '.join(map(repr, unknown))}; "
+            f"its options: {', '.join(method.OPTIONS) or 'none'} (and score, batch_size, "
+            "normalize, return_targets for every method)"
+        )
+    for key in ("max_N", "masks_per_pass", "smooth_samples"):
+        value = options.get(key)
+        if value is not None and (
+            isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1
+        ):
+            raise ExplainError(f"{key} must be a positive integer, got {value!r}")
+    noise = options.get("smooth_noise")
+    if noise is not None and not (isinstance(noise, numbers.Real) and noise >= 0):
+        raise ExplainError(f"smooth_noise must be a number >= 0, got {noise!r}")
+    return dict(options)
 
 
 def _as_batch(images, model: keras.Model | None) -> np.ndarray:

@@ -27,9 +27,18 @@ from explain import compute_cams
 from explain import metrics as cam_metrics
 from explain.cams import METHODS
 from explain.layers import ExplainError
+from store.cli_errors import atomic_output, check_output_file, cli_main, positive_int
 
 log = logging.getLogger(__name__)
-LOCALIZATION = ("energy_inside", "pointing_hit", "box_iou", "box_hit@0.3", "box_hit@0.5")
+LOCALIZATION = (
+    "energy_inside",
+    "pointing_hit",
+    "box_iou",
+    "box_hit@0.3",
+    "box_hit@0.5",
+    "instance_recall",
+    "instance_precision",
+)
 NOISE = ("off_part_energy", "entropy", "blobs", "mean_intensity")
 
 
@@ -187,20 +196,41 @@ def summarize(frame: pd.DataFrame) -> dict[str, Any]:
     for name, group in groups:
         wanted = (*LOCALIZATION, *NOISE) if name != "good" else NOISE
         out[name] = {m: describe(group[m]) for m in wanted if m in group}
+        if name != "good" and "n_instances" in group:
+            out[name].update(pooled_instances(group))
     return out
+
+
+def pooled_instances(group: pd.DataFrame) -> dict[str, Any]:
+    """Instance recall and precision pooled over the group's images (every instance and every
+    box counts once), next to the per-image means above."""
+    instances, found = group["n_instances"].sum(), group["n_found"].sum()
+    boxes, on_defect = group["n_boxes"].sum(), group["n_boxes_on_defect"].sum()
+    return {
+        "instances_pooled": {
+            "instances": int(instances),
+            "found": int(found),
+            "recall": float(found / instances) if instances else float("nan"),
+            "boxes": int(boxes),
+            "precision": float(on_defect / boxes) if boxes else float("nan"),
+        }
+    }
 
 
 def format_table(summary: dict[str, Any]) -> str:
     """One line per group: means of the metrics (hit rates are means of 0/1)."""
     columns = (*LOCALIZATION, *NOISE)
-    head = f"{'group':<16}{'n':>5}" + "".join(f"{c:>16}" for c in columns)
+    widths = [max(16, len(c) + 2) for c in columns]
+    head = f"{'group':<16}{'n':>5}" + "".join(
+        f"{c:>{w}}" for c, w in zip(columns, widths, strict=True)
+    )
     lines = [head, "-" * len(head)]
     for name, stats in summary.items():
-        n = max((s.get("n", 0) for s in stats.values()), default=0)
+        n = max((s.get("n", 0) for k, s in stats.items() if k != "instances_pooled"), default=0)
         cells = []
-        for c in columns:
+        for c, w in zip(columns, widths, strict=True):
             mean = stats.get(c, {}).get("mean")
-            cells.append(f"{'-' if mean is None or math.isnan(mean) else f'{mean:.3f}':>16}")
+            cells.append(f"{'-' if mean is None or math.isnan(mean) else f'{mean:.3f}':>{w}}")
         lines.append(f"{name:<16}{n:>5}" + "".join(cells))
     return "\n".join(lines)
 
@@ -221,17 +251,21 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--method", default="gradcam", choices=sorted(METHODS))
     parser.add_argument("--layer", help="target layer (default: the run's cam_layer)")
     parser.add_argument("--split", default="test", help="split to evaluate, or 'all'")
-    parser.add_argument("--limit", type=int, help="at most N defective and N good images")
+    parser.add_argument("--limit", type=positive_int, help="at most N defective and N good images")
     parser.add_argument("--threshold", type=_threshold, default="otsu", help="box threshold")
     parser.add_argument("--min-area", type=int, default=16, help="smallest box, in pixels")
-    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--batch-size", type=positive_int, default=16)
     parser.add_argument("--out", type=Path, help="write the full report (per image) as JSON")
     return parser
 
 
-def main(argv: list[str] | None = None) -> dict[str, Any]:
+@cli_main
+def main(argv: list[str] | None = None) -> dict[str, Any] | int:
+    """The report on success, 2 after printing the error for bad input."""
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    if args.out:
+        check_output_file(args.out)
     report = evaluate(
         args.run,
         args.data,
@@ -245,11 +279,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     )
     print(format_table(report["summary"]))
     if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(report, indent=2, default=str) + "\n")
+        with atomic_output(args.out) as tmp:
+            tmp.write_text(json.dumps(report, indent=2, default=str) + "\n")
         print(f"wrote {args.out}")
     return report
 
 
 if __name__ == "__main__":
-    main()
+    result = main()
+    raise SystemExit(result if isinstance(result, int) else 0)

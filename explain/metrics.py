@@ -1,4 +1,4 @@
-"""Heatmap quality, one small pure function per measure (see METRICS.md).
+"""Heatmap quality, one small pure function per measure (see docs/metrics.md).
 
 Conventions: `cam` is a float (H, W) map >= 0 (any scale), masks are boolean (H, W) of the same
 size, boxes are (x_min, y_min, x_max, y_max) with exclusive max. A map with no energy at all
@@ -8,7 +8,8 @@ entropy 1 (as flat as a map can be).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
+from dataclasses import dataclass
 
 import cv2
 import numpy as np
@@ -19,6 +20,8 @@ from explain.layers import ExplainError
 TOLERANCE_PX = 15
 TOLERANCE_AT = 224
 IOU_HITS = (0.3, 0.5)
+INSTANCE_COVER = 0.5
+MAX_BOX_SHARE = 0.5
 
 
 def tolerance_px(shape: Sequence[int], base: int = TOLERANCE_PX, at: int = TOLERANCE_AT) -> int:
@@ -73,6 +76,84 @@ def box_iou(a: Sequence[float], b: Sequence[float]) -> float:
 def best_box_iou(predicted: Sequence[Sequence[float]], truth: Sequence[Sequence[float]]) -> float:
     """Best IoU over all (predicted, ground-truth) pairs; 0 when either side has no box."""
     return max((box_iou(p, t) for p in predicted for t in truth), default=0.0)
+
+
+@dataclass(frozen=True)
+class InstanceMatch:
+    """Defect instances (connected components of the mask) against predicted boxes.
+
+    instances: one box per component; found[i]: some box covers instance i; covered_by[i]:
+    the boxes that do; box_correct[j]: box j covers at least one instance (and is not a
+    near-whole-image box)."""
+
+    instances: list[tuple[int, int, int, int]]
+    areas: list[int]
+    found: list[bool]
+    covered_by: list[list[int]]
+    box_correct: list[bool]
+
+    @property
+    def recall(self) -> float | None:
+        """Found instances / instances; None on a part without defects."""
+        return sum(self.found) / len(self.found) if self.found else None
+
+    @property
+    def precision(self) -> float | None:
+        """Boxes on a defect / boxes; None when there is no box."""
+        return sum(self.box_correct) / len(self.box_correct) if self.box_correct else None
+
+
+def match_instances(
+    boxes: Sequence[Sequence[float]],
+    mask: np.ndarray,
+    cover: float = INSTANCE_COVER,
+    max_box_share: float = MAX_BOX_SHARE,
+    min_area: int = 1,
+) -> InstanceMatch:
+    """Which defect instances the boxes find (docs/metrics.md, "Instance localization").
+
+    An instance is an 8-connected component of the mask with at least `min_area` pixels. A box
+    covers an instance when at least `cover` of the instance's pixels lie inside it; a box
+    larger than `max_box_share` of the image covers nothing (a box around everything would
+    otherwise find everything). One box may cover several instances (a cluster of pinholes)
+    and one instance may be covered by several boxes.
+    """
+    mask = np.asarray(mask, dtype=bool)
+    if mask.ndim != 2:
+        raise ExplainError(f"a defect mask must be 2-D (H, W), got shape {mask.shape}")
+    if not 0 < cover <= 1:
+        raise ExplainError(f"cover must be in (0, 1], got {cover}")
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(
+        mask.astype(np.uint8), connectivity=8
+    )
+    keep = [k for k in range(1, count) if stats[k, 4] >= min_area]
+    instances = [
+        (
+            int(stats[k, 0]),
+            int(stats[k, 1]),
+            int(stats[k, 0] + stats[k, 2]),
+            int(stats[k, 1] + stats[k, 3]),
+        )
+        for k in keep
+    ]
+    areas = [int(stats[k, 4]) for k in keep]
+    limit = max_box_share * mask.shape[0] * mask.shape[1]
+    covered_by: list[list[int]] = [[] for _ in keep]
+    box_correct = []
+    for j, box in enumerate(boxes):
+        x0, y0, x1, y1 = (int(round(v)) for v in box[:4])
+        hit = False
+        if (x1 - x0) * (y1 - y0) <= limit:
+            window = labels[max(y0, 0) : max(y1, 0), max(x0, 0) : max(x1, 0)]
+            inside = (
+                np.bincount(window.ravel(), minlength=count) if window.size else np.zeros(count)
+            )
+            for i, k in enumerate(keep):
+                if inside[k] >= cover * stats[k, 4]:
+                    covered_by[i].append(j)
+                    hit = True
+        box_correct.append(hit)
+    return InstanceMatch(instances, areas, [bool(c) for c in covered_by], covered_by, box_correct)
 
 
 def part_mask(image: np.ndarray) -> np.ndarray:
@@ -144,45 +225,6 @@ def disagreement(cams: Sequence[np.ndarray], size: int = 64) -> float:
     return float(np.mean(1.0 - corr[pairs]))
 
 
-def deletion_insertion_auc(
-    predict: Callable[[np.ndarray], np.ndarray],
-    image: np.ndarray,
-    cam: np.ndarray,
-    steps: int = 16,
-    baseline: np.ndarray | None = None,
-) -> tuple[float, float]:
-    """Deletion and insertion AUC (Petsiuk et al., RISE 2018) of one map.
-
-    Pixels are ranked by heat; deletion replaces the top fraction k/steps with `baseline`
-    (default zeros), insertion starts from the baseline and restores them. `predict` maps a
-    batch (B, *image.shape) to the target-class probability (B,). Returns trapezoid AUCs over
-    the fraction in [0, 1]: low deletion and high insertion mean a faithful map.
-    """
-    image = np.asarray(image, dtype=np.float32)
-    cam = _check(cam)
-    if cam.shape != image.shape[:2]:
-        raise ExplainError(f"cam shape {cam.shape} does not match image shape {image.shape}")
-    baseline = np.zeros_like(image) if baseline is None else np.asarray(baseline, np.float32)
-    order = np.argsort(-cam.ravel(), kind="stable")
-    counts = np.round(np.linspace(0, order.size, steps + 1)).astype(int)
-    deleted, inserted = [], []
-    for count in counts:
-        keep = np.zeros(order.size, dtype=bool)
-        keep[order[:count]] = True
-        keep = keep.reshape(cam.shape)
-        if image.ndim == 3:
-            keep = keep[..., None]
-        deleted.append(np.where(keep, baseline, image))
-        inserted.append(np.where(keep, image, baseline))
-    scores = np.asarray(predict(np.stack(deleted + inserted)), dtype=np.float64).ravel()
-    fractions = counts / order.size
-    half = len(counts)
-    return (
-        float(np.trapezoid(scores[:half], fractions)),
-        float(np.trapezoid(scores[half:], fractions)),
-    )
-
-
 def localization(
     cam: np.ndarray,
     mask: np.ndarray,
@@ -194,12 +236,18 @@ def localization(
     grown = dilate(mask, tolerance_px(mask.shape))
     boxes = [b.as_tuple() for b in cam_to_boxes(cam, threshold=threshold, min_area=min_area)]
     iou = best_box_iou(boxes, component_boxes(mask))
+    match = match_instances(boxes, mask)
     return {
         "energy_inside": energy_inside(cam, grown),
         "pointing_hit": float(pointing_game(cam, grown)),
         "box_iou": iou,
         **{f"box_hit@{t}": float(iou >= t) for t in IOU_HITS},
         "n_boxes": float(len(boxes)),
+        "n_instances": float(len(match.instances)),
+        "n_found": float(sum(match.found)),
+        "n_boxes_on_defect": float(sum(match.box_correct)),
+        "instance_recall": np.nan if match.recall is None else match.recall,
+        "instance_precision": np.nan if match.precision is None else match.precision,
     }
 
 

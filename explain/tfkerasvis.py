@@ -60,6 +60,13 @@ def tf_keras_vis_cams(
     """CAMs (N, H, W) float32 in [0, 1] computed by tf-keras-vis' own classes."""
     if method not in METHODS:
         raise ExplainError(f"tf-keras-vis backend has no method {method!r}; use one of {METHODS}")
+    allowed = {"scorecam": ("max_N",), "smoothgrad": ("smooth_samples", "smooth_noise")}
+    unknown = sorted(set(options) - set(allowed.get(method, ())))
+    if unknown:
+        raise ExplainError(
+            f"tf-keras-vis {method} has no option {', '.join(map(repr, unknown))}; its "
+            f"options: {', '.join(allowed.get(method, ())) or 'none'}"
+        )
     head = describe_head(model)
     if score == "auto":
         score = "logit" if head.to_logits is not None else "probability"

@@ -28,6 +28,8 @@ ARCHIVE_EXTENSIONS = (".zip", ".tar", ".gz", ".tgz", ".bz2", ".xz", ".7z", ".rar
 SYSTEM_NAMES = frozenset({"__MACOSX", "Thumbs.db", "desktop.ini"})
 MAX_FILES = 5000
 MAX_TOTAL_BYTES = 1 << 30
+# One uploaded file (an image or a .zip); .streamlit/config.toml's maxUploadSize says the same.
+MAX_FILE_BYTES = 256 << 20
 MAX_RATIO = 100.0
 # Below this size a high compression ratio is harmless (flat test images compress well).
 RATIO_MIN_BYTES = 1 << 20
@@ -195,11 +197,20 @@ def iter_upload_files(
 ) -> Iterator[UploadEntry]:
     """Each uploaded image, with .zip uploads expanded, in order; problems as entries.
 
+    `files` may be a generator: each file is read only when its turn comes, and the limits are
+    checked entry by entry as the archive streams, so nothing waits for the whole upload.
     The limits apply to the whole upload. Hidden/system files and files beyond max_files are
     counted and reported in one message each at the end rather than one per file.
     """
     budget = _Budget(max_files, max_total_bytes, max_ratio)
     for name, data in files:
+        if len(data) > MAX_FILE_BYTES:
+            yield UploadEntry(
+                name,
+                problem=f"{name}: {len(data):,} bytes is over the {MAX_FILE_BYTES:,} byte limit "
+                "per uploaded file; split it into smaller archives",
+            )
+            continue
         if name.lower().endswith(".zip") and not _name_problem(name):
             yield from _iter_zip(data, name, budget)
             continue

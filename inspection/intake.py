@@ -41,6 +41,8 @@ def record_result(review: ReviewLog, report: IntakeReport, entry: Entry, row: di
     if entry.data is None:
         report.problems.append(row["error"])
         return
+    if row.get("warnings"):
+        report.problems.append(f"{entry.name}: scored, but {row['warnings']}")
     predictions = {k: row[k] for k in ITEM_FIELDS if row.get(k) not in (None, "")}
     if row["status"] == "error":
         predictions = {"error": row["error"]}

@@ -1,5 +1,9 @@
 """A batch of uploaded files through every model: verdict, Grad-CAM boxes, anomaly score, risk.
 
+`boxes` holds the Grad-CAM boxes (label: the defect class) and, on parts the anomaly detector
+flags, the regions of its map above the run's pixel threshold (label "anomaly"), so both reach
+the review log and its COCO export.
+
 Files stream through in chunks of `batch_size`: each chunk is decoded (imaging.read_image),
 preprocessed with each run's recorded Preprocess, scored, and its decoded images dropped, so
 memory stays bounded however many files come in. A file that cannot be read, an upload problem
@@ -23,11 +27,14 @@ import numpy as np
 import pandas as pd
 
 from anomaly.scoring import AnomalyDetector
+from classification.operating_point import decide_classes
 from classification.predict import cam_targets
 from explain import cam_to_boxes, compute_cams
-from imaging import Preprocess, read_image
+from imaging import Preprocess, decode_image, read_file_bytes
+from imaging.screening import join_warnings, screen_image
 from inspection.risk import anomaly_ratio, disagreement, risk_score
 from store import Run, load_run
+from store.thresholds import run_threshold
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +59,7 @@ RESULT_COLUMNS = [
     "disagree",
     "classifier_run",
     "autoencoder_run",
+    "warnings",
 ]
 Progress = Callable[[int, int | None], None]
 
@@ -64,13 +72,16 @@ class InspectionError(ValueError):
 class Inspector:
     """A classifier run (and optionally an autoencoder run), loaded once, scoring chunks.
 
-    `timings` accumulates seconds per stage (STAGES) over every chunk scored.
+    `timings` accumulates wall seconds per stage (STAGES) over every chunk scored, and
+    `cpu_timings` the process CPU seconds (all threads) spent meanwhile: on a shared machine the
+    second says what a stage costs whatever else is running.
     """
 
     classifier: Run
     autoencoder: Run | None = None
     cam_method: str = "gradcam"
     timings: Counter = field(default_factory=Counter)
+    cpu_timings: Counter = field(default_factory=Counter)
 
     def __post_init__(self) -> None:
         info = self.classifier.info
@@ -79,9 +90,12 @@ class Inspector:
                 f"run {self.classifier.name!r} is a {self.classifier.kind} run; "
                 "pick a classifier run for --classifier"
             )
+        self.classifier.check_complete()
         self.class_names = [str(c) for c in info["class_names"]]
         self.normal_class = str(info["normal_class"])
         self.normal_index = self.class_names.index(self.normal_class)
+        # Defective when the summed defect probability reaches the run's operating point.
+        self.defect_threshold = run_threshold(info)
         self.cam_layer = info.get("cam_layer")
         self.preprocess = Preprocess.from_dict(info.get("preprocess") or {"size": info["img_size"]})
         self.model = self.classifier.load_model()
@@ -114,11 +128,12 @@ class Inspector:
 
     @contextmanager
     def timed(self, stage: str) -> Iterator[None]:
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.process_time()
         try:
             yield
         finally:
             self.timings[stage] += time.perf_counter() - start
+            self.cpu_timings[stage] += time.process_time() - cpu
 
     def score(self, images: Sequence[np.ndarray]) -> list[dict[str, Any]]:
         """Result fields for decoded images (one chunk): verdict, boxes, anomaly score, risk."""
@@ -140,22 +155,62 @@ class Inspector:
                 batch_size=len(x),
             )
         scores = np.full(len(images), np.nan)
+        amaps: Sequence[np.ndarray | None] = [None] * len(images)
         if self.detector is not None:
             with self.timed("anomaly"):
-                scores = self._anomaly_scores(x_ae)
+                scores, amaps = self._anomaly_outputs(x_ae)
         rows = []
-        for image, p, target, cam, score in zip(images, probs, targets, cams, scores, strict=True):
-            rows.append(self._row(image.shape[:2], p, int(target), cam, float(score)))
+        for image, p, target, cam, score, amap in zip(
+            images, probs, targets, cams, scores, amaps, strict=True
+        ):
+            rows.append(self._row(image.shape[:2], p, int(target), cam, float(score), amap))
         return rows
 
     def _anomaly_scores(self, x: np.ndarray) -> np.ndarray:
-        """The autoencoder's image scores (either model kind) for one prepared chunk."""
+        """The anomaly detector's image scores (any model kind) for one prepared chunk."""
         return self.detector.score_arrays(x)[0]
 
+    def _anomaly_outputs(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Image scores (N,) and anomaly maps (N, S, S) for one prepared chunk."""
+        scores, maps, _ = self.detector.score_arrays(x)
+        return scores, maps
+
+    def _anomaly_boxes(self, amap: np.ndarray, shape: tuple[int, int]) -> list[dict[str, Any]]:
+        """Predicted defect regions of the anomaly map (pixels at or above the run's pixel
+        threshold) in original pixels, label "anomaly", score = region peak / pixel threshold."""
+        boxes = getattr(self.detector, "boxes", None)
+        level = getattr(self.detector, "pixel_threshold", None)
+        if boxes is None or not level:
+            return []
+        out = []
+        for box in boxes(amap):
+            mapped = self.detector.preprocess.box_to_original(box, shape)
+            out.append(
+                {
+                    "x_min": mapped.x_min,
+                    "y_min": mapped.y_min,
+                    "x_max": mapped.x_max,
+                    "y_max": mapped.y_max,
+                    "score": round(float(box.score) / float(level), 4),
+                    "label": "anomaly",
+                }
+            )
+        return out
+
     def _row(
-        self, shape: tuple[int, int], p: np.ndarray, target: int, cam: np.ndarray, score: float
+        self,
+        shape: tuple[int, int],
+        p: np.ndarray,
+        target: int,
+        cam: np.ndarray,
+        score: float,
+        amap: np.ndarray | None = None,
     ) -> dict[str, Any]:
-        best = int(p.argmax())
+        best = int(
+            decide_classes(p[None, :], self.class_names, self.normal_class, self.defect_threshold)[
+                0
+            ]
+        )
         predicted_defect = best != self.normal_index
         defect_probability = float(1.0 - p[self.normal_index])
         flag = None
@@ -167,6 +222,10 @@ class Inspector:
         if predicted_defect or flag:
             with self.timed("boxes"):
                 boxes = self._boxes(cam, shape, self.class_names[target])
+        # ... and the anomaly detector's own regions on the parts it flags
+        if flag and amap is not None:
+            with self.timed("boxes"):
+                boxes += self._anomaly_boxes(amap, shape)
         return {
             "height": int(shape[0]),
             "width": int(shape[1]),
@@ -240,9 +299,9 @@ def as_entry(item: Any) -> Entry:
     if isinstance(item, str | Path):
         path = Path(item)
         try:
-            return Entry(str(path), path.read_bytes())
-        except OSError as exc:
-            return Entry(str(path), None, f"{path}: cannot read ({exc.strerror or exc})")
+            return Entry(str(path), read_file_bytes(path))
+        except ValueError as exc:
+            return Entry(str(path), None, str(exc))
     if isinstance(item, tuple) and len(item) == 2:
         return Entry(str(item[0]), bytes(item[1]))
     if hasattr(item, "name") and hasattr(item, "data"):
@@ -310,7 +369,8 @@ def iter_inspect(
         if row["status"] != "ok":
             log.warning("%s", row["error"])
         pending.append((entry, row))
-        if len(decoded) >= batch_size:
+        # Count every input, not only decodable ones: junk must not pile up in memory.
+        if len(pending) >= batch_size:
             yield from flush()
     if pending:
         yield from flush()
@@ -321,11 +381,20 @@ def _decode_into(
 ) -> dict[str, Any]:
     with inspector.timed("decode"):
         try:
-            image = read_image(entry.data, name=entry.name)
+            image = decode_image(entry.data, name=entry.name)
         except (ValueError, OSError) as exc:
             return _error_row(entry, sha, "error", str(exc))
-    decoded.append(image)
-    return {"file_name": entry.name, "sha256": sha, "status": "ok", "error": ""}
+    decoded.append(image.pixels)
+    notes = image.warnings + screen_image(image.pixels, inspector.preprocess.size)
+    for note in notes:
+        log.warning("%s: %s", entry.name, note)
+    return {
+        "file_name": entry.name,
+        "sha256": sha,
+        "status": "ok",
+        "error": "",
+        "warnings": join_warnings(notes),
+    }
 
 
 def inspect_batch(

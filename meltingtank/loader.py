@@ -34,6 +34,8 @@ TIME_FORMATS = (
     "%Y.%m.%d %H:%M",
 )
 SHOWN_LINES = 5
+# Rows an uploaded log may have: the full KAMP log (835,200 rows) with room to spare.
+MAX_UPLOAD_ROWS = 1_000_000
 HEADER_LINES = 1
 
 
@@ -88,13 +90,25 @@ def _problem(
     return Problem(column, reason, tuple(int(x) for x in lines[:SHOWN_LINES]), lines.size, example)
 
 
-def _read(path_or_buffer: str | Path | IO, source: str) -> pd.DataFrame:
+def _read(path_or_buffer: str | Path | IO, source: str, max_rows: int | None) -> pd.DataFrame:
+    if isinstance(path_or_buffer, str | Path):
+        path = Path(path_or_buffer)
+        if path.exists() and not path.is_file():
+            kind = "a folder" if path.is_dir() else "not a regular file (a pipe or device)"
+            raise KampFormatError(source, [f"{path} is {kind}; give the CSV file itself"])
+    limit = None if max_rows is None else max_rows + 1
     try:
-        raw = pd.read_csv(path_or_buffer, dtype={"TAG": str, "tag": str}, skipinitialspace=True)
+        raw = pd.read_csv(
+            path_or_buffer, dtype={"TAG": str, "tag": str}, skipinitialspace=True, nrows=limit
+        )
     except FileNotFoundError as exc:
         raise KampFormatError(source, [f"file not found: {exc.filename}"]) from exc
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
         raise KampFormatError(source, [f"cannot be read as CSV ({exc})"]) from exc
+    if max_rows is not None and len(raw) > max_rows:
+        raise KampFormatError(
+            source, [f"more than {max_rows:,} rows (the limit here); split the log into parts"]
+        )
     return raw
 
 
@@ -202,14 +216,17 @@ def _order(
         )
 
 
-def load_kamp_csv(path_or_buffer: str | Path | IO, require_tag: bool = True) -> pd.DataFrame:
+def load_kamp_csv(
+    path_or_buffer: str | Path | IO, require_tag: bool = True, max_rows: int | None = None
+) -> pd.DataFrame:
     """A validated melting-tank log: known columns upper-case and in KAMP order, TAG as OK/NG.
 
     Extra columns are kept after the known ones. `require_tag=False` accepts unlabelled logs
-    (for prediction); a TAG column that is present is validated either way.
+    (for prediction); a TAG column that is present is validated either way. `max_rows` refuses
+    longer logs after reading at most one row more (uploads use it).
     """
     source = _source_name(path_or_buffer)
-    raw = _read(path_or_buffer, source)
+    raw = _read(path_or_buffer, source, max_rows)
     required = REQUIRED if require_tag else tuple(c for c in REQUIRED if c != "TAG")
     frame = _canonical_columns(raw, source, required)
     if frame.empty:

@@ -13,6 +13,7 @@ import numpy as np
 from sklearn.metrics import average_precision_score, precision_recall_curve, roc_auc_score
 
 import store
+from store.thresholds import decide
 
 log = logging.getLogger(__name__)
 
@@ -74,7 +75,7 @@ def _scores(tp: int, fp: int, fn: int) -> dict[str, float]:
 
 def table(y_ng: np.ndarray, prob: np.ndarray, threshold: float) -> dict[str, Any]:
     """Precision, recall and F1 with NG positive and with OK positive, accuracy, confusion."""
-    cm = confusion(y_ng, np.asarray(prob) >= threshold)
+    cm = confusion(y_ng, decide(prob, threshold))
     (ng_ng, ng_ok), (ok_ng, ok_ok) = cm
     total = ng_ng + ng_ok + ok_ng + ok_ok
     return {

@@ -26,6 +26,7 @@ import store
 from meltingtank.loader import load_kamp_csv
 from meltingtank.thresholds import choose_threshold, evaluate, parse_method
 from meltingtank.windowing import Prepared, prepare
+from store.cli_errors import cli_main
 from store.tracking import add_wandb_argument, start_tracking
 
 log = logging.getLogger(__name__)
@@ -196,7 +197,18 @@ def train(args: argparse.Namespace) -> Path:
         seed=args.seed,
     )
     print(f"windows per split: {data.counts()}; SMOTE: {data.smote}")
-    run_dir = store.create_run_dir(args.name)
+    with store.run_folder(args.name) as run_dir:
+        lstm, results = _fit_and_write(args, frame, data, run_dir)
+    print(f"\n{summary_table(results)}")
+    print(
+        f"run {run_dir} ({lstm['split']} windows: {lstm['windows']:,}, "
+        f"{lstm['ng_windows']:,} NG) in {time.perf_counter() - began:.0f} s"
+    )
+    return run_dir
+
+
+def _fit_and_write(args: argparse.Namespace, frame, data: Prepared, run_dir: Path) -> tuple:
+    """Fit the LSTM (and baseline), score the held-out split, write the run (run.json last)."""
     config = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}
     tracker = start_tracking(args.wandb, run_dir.name, config, run_dir, job_type="train-lstm")
     try:
@@ -254,12 +266,7 @@ def train(args: argparse.Namespace) -> Path:
         )
     finally:
         tracker.finish()
-    print(f"\n{summary_table(results)}")
-    print(
-        f"run {run_dir} ({lstm['split']} windows: {lstm['windows']:,}, "
-        f"{lstm['ng_windows']:,} NG) in {time.perf_counter() - began:.0f} s"
-    )
-    return run_dir
+    return lstm, results
 
 
 def _ng(frame) -> int:
@@ -288,10 +295,12 @@ def _summary(results: dict[str, dict[str, Any]]) -> dict[str, Any]:
     return summary
 
 
-def main(argv: list[str] | None = None) -> Path:
+@cli_main
+def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    return train(build_parser().parse_args(argv))
+    train(build_parser().parse_args(argv))
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

@@ -7,6 +7,7 @@ history stays. Image bytes are copied to `data_dir()/review_images/<sha[:2]>/<sh
 content-addressed, so the same image uploaded twice is stored once.
 
 Create one `ReviewLog` per process (after forking, never before): it owns a connection pool.
+Opening a log migrates its database to the newest schema (store/migrate.py, Alembic).
 """
 
 from __future__ import annotations
@@ -27,11 +28,18 @@ from typing import IO, Any
 
 import pandas as pd
 from sqlalchemy import Engine, create_engine, event, func, make_url, select
-from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.exc import (
+    ArgumentError,
+    DBAPIError,
+    IntegrityError,
+    NoSuchModuleError,
+    OperationalError,
+)
 from sqlalchemy.orm import Session, sessionmaker
 
+from store.migrate import upgrade
 from store.paths import data_dir
-from store.review_models import BATCH_STATUSES, VERDICTS, Base, Batch, Decision, Item
+from store.review_models import BATCH_STATUSES, VERDICTS, Batch, Decision, Item
 
 log = logging.getLogger(__name__)
 
@@ -93,6 +101,30 @@ class ReviewError(ValueError):
         self.field = field
 
 
+class ReviewLogUnavailable(ValueError):
+    """The review log's database URL is malformed, lacks its driver or cannot be written."""
+
+
+def _shown(url: str) -> str:
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:  # noqa: BLE001 - an unparsable URL is shown as given
+        return repr(url)
+
+
+def _unavailable(url: str, reason: str) -> ReviewLogUnavailable:
+    return ReviewLogUnavailable(f"review log database {_shown(url)} (${DB_URL_ENV}): {reason}")
+
+
+def _check_sqlite_writable(url: str, path: str) -> None:
+    target = Path(path)
+    folder = target.parent
+    if target.exists() and not os.access(target, os.W_OK):
+        raise _unavailable(url, "the file is read-only; make it writable or set another path")
+    if not target.exists() and folder.exists() and not os.access(folder, os.W_OK | os.X_OK):
+        raise _unavailable(url, f"folder {folder} is read-only; choose a writable location")
+
+
 @dataclass(frozen=True)
 class DuplicateItem:
     """`add_item` found the same image (same sha256) already in the batch; nothing was added."""
@@ -131,14 +163,35 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
 
 def make_engine(url: str) -> Engine:
     """An engine for `url`; SQLite connections get WAL, a busy timeout and foreign keys."""
-    if make_url(url).get_backend_name() == "sqlite":
-        path = make_url(url).database
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        raise _unavailable(
+            url,
+            "not a database URL; use e.g. sqlite:///path/review.db or "
+            "postgresql+psycopg://user@host/db",
+        ) from None
+    if parsed.get_backend_name() == "sqlite":
+        path = parsed.database
         if path and path != ":memory:":
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
+            try:
+                Path(path).parent.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise _unavailable(
+                    url, f"cannot create its folder ({exc.strerror or exc})"
+                ) from None
+            _check_sqlite_writable(url, path)
         engine = create_engine(url, connect_args={"timeout": BUSY_TIMEOUT_MS / 1000})
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
-    return create_engine(url, pool_pre_ping=True)
+    try:
+        return create_engine(url, pool_pre_ping=True)
+    except (NoSuchModuleError, ImportError) as exc:
+        raise _unavailable(
+            url,
+            f"no database driver for it ({exc}); install one, e.g. use "
+            "postgresql+psycopg:// (psycopg is in requirements.txt)",
+        ) from None
 
 
 class ReviewLog:
@@ -149,14 +202,12 @@ class ReviewLog:
         self.images_dir = Path(images_dir) if images_dir else data_dir() / "review_images"
         self.engine = make_engine(self.url)
         self._session = sessionmaker(self.engine, expire_on_commit=False)
-        self._create_schema()
-
-    def _create_schema(self) -> None:
         try:
-            Base.metadata.create_all(self.engine)
-        except OperationalError:
-            # Another process created the tables between our check and our CREATE.
-            Base.metadata.create_all(self.engine)
+            upgrade(self.engine)
+        except (OperationalError, DBAPIError) as exc:
+            self.engine.dispose()
+            reason = " ".join(str(exc.orig or exc).split())[:200]
+            raise _unavailable(self.url, f"cannot open it ({reason})") from None
 
     def close(self) -> None:
         self.engine.dispose()
@@ -175,13 +226,15 @@ class ReviewLog:
         classifier_run: str | None = None,
         autoencoder_run: str | None = None,
         reviewer: str | None = None,
+        station: str | None = None,
     ) -> int:
-        """Open a new batch and return its id."""
+        """Open a new batch and return its id; `station` marks line traffic from that station."""
         batch = Batch(
             name=_required_text("name", name, 200),
             classifier_run=_optional_text("classifier_run", classifier_run, 200),
             autoencoder_run=_optional_text("autoencoder_run", autoencoder_run, 200),
             reviewer=_optional_text("reviewer", reviewer, 100),
+            station=_optional_text("station", station, 100),
             status="open",
         )
         with self._session.begin() as session:
@@ -517,6 +570,7 @@ def _batch_dict(batch: Batch) -> dict[str, Any]:
         "autoencoder_run": batch.autoencoder_run,
         "reviewer": batch.reviewer,
         "status": batch.status,
+        "station": batch.station,
     }
 
 
@@ -643,6 +697,7 @@ __all__ = [
     "ITEM_FIELDS",
     "VERDICTS",
     "DuplicateItem",
+    "ReviewLogUnavailable",
     "ReviewError",
     "ReviewLog",
     "default_url",

@@ -1,7 +1,9 @@
 """The run-folder format: the one place that knows what lives in weights/<name>/.
 
 A run folder holds `model.keras`, `run.json` (what was trained, how, on what, with which
-preprocessing), `history.csv` (per-epoch metrics) and `metrics.json` (test metrics).
+preprocessing), `history.csv` (per-epoch metrics) and `metrics.json` (test metrics), plus any
+named arrays a detector needs beside its model (e.g. PatchCore's memory bank), each one
+`<name>.npy` written and read without pickles.
 """
 
 from __future__ import annotations
@@ -9,8 +11,10 @@ from __future__ import annotations
 import json
 import platform
 import re
+import shutil
 import subprocess
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from importlib import metadata
@@ -28,6 +32,7 @@ HISTORY_FILE = "history.csv"
 METRICS_FILE = "metrics.json"
 # run.json key of the guard rails' verdict (classification.guards): {ok, warnings, checks}.
 HEALTH_KEY = "health"
+_ARRAY_RE = re.compile(r"^[a-z][a-z0-9_]*$")
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 _TRACKED_PACKAGES = ("tensorflow-cpu", "keras", "numpy", "opencv-python-headless", "albumentations")
 
@@ -57,6 +62,22 @@ def create_run_dir(name: str, root: Path | None = None) -> Path:
         except FileExistsError:
             n += 1
             candidate = root / f"{name}-{n}"
+
+
+@contextmanager
+def run_folder(name: str, root: Path | None = None) -> Iterator[Path]:
+    """A fresh run folder that is removed again if the block fails before run.json is written.
+
+    A folder without run.json is debris: `list_runs` skips it and it would push the next run
+    of the same name to `-2`. Trainers write run.json last, so its presence marks success.
+    """
+    run_dir = create_run_dir(name, root)
+    try:
+        yield run_dir
+    except BaseException:
+        if not (run_dir / INFO_FILE).exists():
+            shutil.rmtree(run_dir, ignore_errors=True)
+        raise
 
 
 def save_model(run_dir: Path, model: Any) -> Path:
@@ -185,6 +206,26 @@ def read_confusion(metrics: dict[str, Any], labels: Sequence[str] = ()) -> dict[
     return confusion_record(found, names, metrics.get("positive_class"))
 
 
+def _array_path(run_dir: Path, name: str) -> Path:
+    if not _ARRAY_RE.match(name):
+        raise RunError(f"array name {name!r} is not allowed: use lower-case letters, digits, '_'")
+    return Path(run_dir) / f"{name}.npy"
+
+
+def save_array(run_dir: Path, name: str, array: Any) -> Path:
+    """Write `<name>.npy` into the run folder (plain numeric array, no pickle)."""
+    import numpy as np
+
+    path = _array_path(run_dir, name)
+    data = np.asarray(array)
+    if data.dtype == object:
+        raise RunError(f"array {name!r} holds Python objects; only numeric arrays are stored")
+    tmp = path.with_suffix(".tmp.npy")
+    np.save(tmp, data, allow_pickle=False)
+    tmp.replace(path)
+    return path
+
+
 def write_history(run_dir: Path, history: pd.DataFrame | dict[str, list]) -> None:
     """Write history.csv, one row per epoch."""
     frame = pd.DataFrame(history)
@@ -228,16 +269,45 @@ class Run:
         path = self.path / HISTORY_FILE
         return pd.read_csv(path) if path.exists() else pd.DataFrame()
 
+    def check_complete(self) -> Run:
+        """Refuse a run.json that lacks what inference with this kind of run reads."""
+        _check_fields(self.path / INFO_FILE, self.info, complete=True)
+        return self
+
+    def load_array(self, name: str) -> Any:
+        """A named array of the run (`save_array`), loaded without pickles."""
+        import numpy as np
+
+        path = _array_path(self.path, name)
+        if not path.exists():
+            raise RunError(f"run {self.name!r} has no {path.name} in {self.path}")
+        try:
+            return np.load(path, allow_pickle=False)
+        except ValueError as exc:
+            raise RunError(f"{path} is not a plain numeric array ({exc})") from exc
+
     def load_model(self, custom_objects: dict[str, Any] | None = None) -> Any:
         """Load model.keras once with safe_mode=True (no arbitrary code, no pickles)."""
         if self._model is None:
             if not self.model_path.exists():
                 raise RunError(f"run {self.name!r} has no {MODEL_FILE} in {self.path}")
+            if self.model_path.stat().st_size == 0:
+                raise RunError(
+                    f"run {self.name!r}: {self.model_path} is empty (0 bytes); "
+                    "retrain the run or restore the file"
+                )
             import keras
 
-            self._model = keras.saving.load_model(
-                self.model_path, custom_objects=custom_objects, safe_mode=True, compile=False
-            )
+            try:
+                self._model = keras.saving.load_model(
+                    self.model_path, custom_objects=custom_objects, safe_mode=True, compile=False
+                )
+            except Exception as exc:  # noqa: BLE001 - Keras raises many types for a bad archive
+                reason = " ".join(str(exc).split())[:200]
+                raise RunError(
+                    f"run {self.name!r}: {self.model_path} is corrupt or not a Keras model "
+                    f"({type(exc).__name__}: {reason}); retrain the run or restore the file"
+                ) from None
         return self._model
 
 
@@ -249,9 +319,53 @@ def _read_info(path: Path) -> dict[str, Any]:
         info = json.loads(info_path.read_text())
     except json.JSONDecodeError as exc:
         raise RunError(f"{info_path} is not valid JSON ({exc}); fix or delete the run") from exc
+    if not isinstance(info, dict):
+        raise RunError(f"{info_path} holds a {type(info).__name__}, not an object; fix or delete")
     if info.get("kind") not in KINDS:
         raise RunError(f"{info_path} has kind {info.get('kind')!r}; expected one of {KINDS}")
+    _check_fields(info_path, info)
     return info
+
+
+# What inference reads from run.json, per kind, and the type each must have.
+_REQUIRED: dict[str, dict[str, type | tuple[type, ...]]] = {
+    "classifier": {"class_names": list, "normal_class": str, "preprocess": dict},
+    "autoencoder": {"preprocess": dict},
+    "lstm": {"features": list, "window": int, "scaler": dict},
+}
+
+
+def _check_fields(info_path: Path, info: dict[str, Any], complete: bool = False) -> None:
+    """Refuse a run.json whose inference fields have the wrong type (or, if `complete`, lack)."""
+    for key, kind in _REQUIRED[info["kind"]].items():
+        if key not in info:
+            if not complete:
+                continue
+            raise RunError(f"{info_path} lacks {key!r}, which a {info['kind']} run needs; retrain")
+        value = info[key]
+        if not isinstance(value, kind) or isinstance(value, bool):
+            raise RunError(
+                f"{info_path}: {key!r} should be a {kind.__name__}, found "
+                f"{type(value).__name__} {value!r:.60}; fix the file or retrain"
+            )
+    if info["kind"] == "classifier" and "class_names" in info:
+        names = info["class_names"]
+        if len(names) < 2 or not all(isinstance(n, str) for n in names):
+            raise RunError(f"{info_path}: 'class_names' must list at least 2 class names")
+        if "normal_class" in info and info["normal_class"] not in names:
+            raise RunError(
+                f"{info_path}: normal_class {info['normal_class']!r} is not one of {names}"
+            )
+    if info["kind"] == "lstm" and {"scaler", "features", "window"} <= info.keys():
+        scaler, n = info["scaler"], len(info["features"])
+        for key in ("min", "max"):
+            values = scaler.get(key)
+            if not isinstance(values, list) or len(values) != n:
+                raise RunError(
+                    f"{info_path}: scaler {key!r} must list {n} numbers (one per feature)"
+                )
+        if info["window"] < 1:
+            raise RunError(f"{info_path}: 'window' must be >= 1, found {info['window']}")
 
 
 def load_run(name_or_path: str | Path, root: Path | None = None) -> Run:

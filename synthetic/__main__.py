@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from store.cli_errors import cli_main
 from synthetic import casting, sheet
 
 
@@ -39,6 +40,7 @@ def build_parser(argv: list[str]) -> argparse.ArgumentParser:
     return parser
 
 
+@cli_main
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     args = build_parser(argv).parse_args(argv)

@@ -66,8 +66,9 @@ def test_f1_threshold_needs_both_classes():
         f1_optimal_threshold([0.1, 0.2], [False, False])
 
 
-def test_score_equal_to_threshold_is_not_anomalous():
-    assert is_anomalous([0.5, 0.50001], 0.5).tolist() == [False, True]
+def test_score_equal_to_threshold_is_anomalous_as_in_every_model():
+    # one rule for classifier, autoencoder and melting tank: store.thresholds.decide (>=)
+    assert is_anomalous([0.49999, 0.5, 0.50001], 0.5).tolist() == [False, True, True]
 
 
 def test_ssim_map_is_one_for_identical_images_and_lower_where_they_differ():

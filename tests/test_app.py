@@ -167,7 +167,7 @@ def test_cam_inspector_shows_image_overlay_and_prediction(app):
     assert at.slider(key="cam_opacity").value == pytest.approx(0.45)
     assert at.selectbox(key="cam_method").value == "Grad-CAM"
     assert at.metric[0].value in ("ok_front", "def_front")
-    assert len(image_urls(at)) == 2
+    assert len(image_urls(at)) == 3  # the image, the overlay and its colour bar
     assert at.download_button(key="cam_download") is not None
 
 
@@ -211,7 +211,7 @@ def test_cam_inspector_accepts_a_good_upload(app):
     at.segmented_control(key="image_source").set_value("Upload").run()
     at.file_uploader(key="cam_upload").upload("part.png", png(), "image/png").run()
     assert not at.exception and not at.error
-    assert len(image_urls(at)) == 2
+    assert len(image_urls(at)) == 3  # image, overlay, colour bar
 
 
 # ---------------------------------------------------------------- Augmentation Comparison
@@ -221,7 +221,7 @@ def test_augmentation_shows_images_by_runs_grid(app):
     at = open_page(app, "augmentation.py")
     assert set(at.multiselect(key="runs_classifier").value) == {"tiny_basic", "tiny_noise"}
     count = at.slider(key="compare_count").value
-    assert len(image_urls(at)) == count * 3
+    assert len(image_urls(at)) == count * 3 + 2  # plus one colour bar per run
 
 
 def test_augmentation_reports_heatmap_metrics_per_run(app):
@@ -237,7 +237,7 @@ def test_augmentation_fewer_runs_fewer_columns(app):
     at.slider(key="compare_count").set_value(2).run()
     at.multiselect(key="runs_classifier").set_value(["tiny_basic"]).run()
     assert not at.exception
-    assert len(image_urls(at)) == 2 * 2
+    assert len(image_urls(at)) == 2 * 2 + 1  # plus the run's colour bar
 
 
 # ---------------------------------------------------------------- Heatmap to Boxes
@@ -263,6 +263,9 @@ def test_heatmap_boxes_exports_csv_and_coco(app):
     assert not at.exception
     records = at.session_state["boxes_export"]["records"]
     assert len(records) == 4
+    # boxes only where the classifier says defective (finding 1 of issue 20)
+    assert all(r.predicted_defect or not r.boxes for r in records)
+    assert all(0.0 <= r.defect_probability <= 1.0 for r in records)
     labels = {b.label for b in at.download_button}
     assert {"Download CSV", "Download COCO JSON"} <= labels
 
@@ -280,11 +283,23 @@ def test_anomaly_threshold_moves_precision_and_recall(app):
     recall_high = at.metric[1].value
     assert recall_low == "100.0%"
     assert recall_high == "0.0%"
+    assert at.metric[0].value == "n/a"  # nothing flagged: no precision, not 0 %
+
+
+def test_anomaly_split_change_keeps_the_threshold_and_names_the_split(app):
+    at = open_page(app, "anomaly.py")
+    slider = at.slider(key="anomaly_threshold_tiny_ae")
+    chosen = slider.min + 0.3 * (slider.max - slider.min)
+    at.slider(key="anomaly_threshold_tiny_ae").set_value(chosen).run()
+    at.selectbox(key="anomaly_split").set_value("all").run()
+    assert not at.exception
+    assert at.slider(key="anomaly_threshold_tiny_ae").value == pytest.approx(chosen)
+    assert any(m.label.startswith("Image AUROC (all") for m in at.metric)
 
 
 def test_anomaly_shows_image_reconstruction_and_score(app):
     at = open_page(app, "anomaly.py")
-    assert len(image_urls(at)) == 3
+    assert len(image_urls(at)) == 4  # image, reconstruction, error map, colour bar
     assert any(m.label == "Score" for m in at.metric)
 
 

@@ -222,3 +222,11 @@ def test_filters_narrow_the_table_and_the_review_list(tiny, review_env):
     at.slider(key=f"batch_risk_{batch}").set_value((0.0, 0.0)).run()
     assert len(at.dataframe[0].value) == 0
     assert not at.exception
+
+
+def test_decision_times_are_shown_in_the_browser_zone():
+    from views.batch_table import local_times
+
+    times = pd.Series([pd.Timestamp("2026-01-15 12:00:00")])  # stored naive = UTC
+    assert local_times(times, "Europe/Berlin").tolist() == ["2026-01-15 13:00:00"]
+    assert local_times(times, "Not/AZone").tolist() == ["2026-01-15 12:00:00"]

@@ -53,9 +53,12 @@ def test_demo_recipe_lands_in_the_target_band():
     """The data is tuned so the demo classifier is good but not trivially perfect (issue #2/#3)."""
     run = store.load_run(DEMO_WEIGHTS / "demo_flip")
     assert (run.info["model"], run.info["aug"]) == ("simple_cnn", "flip")
-    assert 0.97 <= run.metrics["accuracy"] <= 0.997
-    assert run.metrics["accuracy"] >= 0.98
-    assert run.metrics["defect_f1"] >= 0.98
+    # the band is about the model, so it reads the argmax figures (metrics.json also holds
+    # the figures at the run's operating point, which its validation threshold decides)
+    argmax = run.metrics.get("argmax", run.metrics)
+    assert 0.97 <= argmax["accuracy"] <= 0.997
+    assert argmax["accuracy"] >= 0.98
+    assert argmax["defect_f1"] >= 0.98
 
 
 @pytest.mark.parametrize("name", CLASSIFIERS)
@@ -74,6 +77,31 @@ def test_demo_autoencoder_keeps_its_recorded_image_auroc(demo_test_split):
     scores, _, _ = score_images(run, list(demo_test_split["path"]))
     auroc = roc_auc_score(demo_test_split["is_defect"].astype(int), scores)
     assert auroc == pytest.approx(run.info["summary"]["image_auroc"], abs=0.01)
+
+
+def test_demo_anomaly_meets_the_issue_17_targets_and_keeps_its_pixel_metrics(demo_spec):
+    """PatchCore demo: image, per-type and pixel AUROC, AUPRO and F1 recomputed on the test
+    split match run.json and metrics.json, and the recorded numbers meet issue #17's targets."""
+    from anomaly.evaluate import evaluate_detector
+    from anomaly.scoring import AnomalyDetector
+
+    run = store.load_run(DEMO_WEIGHTS / "demo_anomaly")
+    assert run.info["model"] == "patchcore"
+    assert run.info["features"]["source"] in ("run", "random", "imagenet")
+    recorded = run.metrics
+    assert recorded["image_auroc"] >= 0.95
+    assert min(recorded["image_auroc_by_type"].values()) >= 0.90
+    assert recorded["pixel_auroc"] >= 0.95
+    assert recorded["f1"] >= 0.80
+    assert 0 < recorded["aupro"] <= 1
+    assert run.info["data"]["fingerprint"] == demo_spec.fingerprint()
+    metrics = evaluate_detector(AnomalyDetector.from_run(run), demo_spec, "test")
+    for key in ("image_auroc", "pixel_auroc", "aupro"):
+        assert metrics[key] == pytest.approx(recorded[key], abs=0.01), key
+    for kind, auroc in recorded["image_auroc_by_type"].items():
+        assert metrics["image_auroc_by_type"][kind] == pytest.approx(auroc, abs=0.02), kind
+    # F1 moves by a part or two when a score sits near the threshold on another CPU
+    assert metrics["f1"] == pytest.approx(recorded["f1"], abs=0.02)
 
 
 def test_demo_lstm_keeps_its_recorded_roc_auc_on_the_test_tail():

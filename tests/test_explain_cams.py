@@ -126,7 +126,7 @@ def test_layers_are_listed_and_the_last_activated_conv_is_the_target():
 
 
 def test_unknown_layer_names_the_candidates():
-    with pytest.raises(explain.ExplainError, match="candidate_layers"):
+    with pytest.raises(explain.ExplainError, match="'nope'.*valid layers: c1, c2, bn2, r2"):
         explain.compute_cams(random_cnn(), np.zeros((1, SIZE, SIZE, 1)), layer="nope")
 
 

@@ -95,31 +95,6 @@ def test_mean_intensity():
     assert m.mean_intensity(np.array([[0.0, 0.5], [1.0, 0.5]])) == pytest.approx(0.5)
 
 
-def test_deletion_and_insertion_auc_of_a_mean_brightness_model():
-    image = np.ones((4, 4), np.float32)
-    cam = np.arange(16, dtype=np.float32).reshape(4, 4)
-
-    def predict(batch):
-        return batch.reshape(len(batch), -1).mean(axis=1)
-
-    deletion, insertion = m.deletion_insertion_auc(predict, image, cam, steps=4)
-    # score falls linearly 1 -> 0 with deletion and rises 0 -> 1 with insertion
-    assert deletion == pytest.approx(0.5) and insertion == pytest.approx(0.5)
-
-
-def test_deletion_removes_the_hottest_pixels_first():
-    image = np.zeros((1, 4), np.float32)
-    image[0, 3] = 1.0  # the only evidence
-    cam = np.array([[0.0, 0.1, 0.2, 1.0]], np.float32)
-
-    def predict(batch):
-        return batch[:, 0, 3]
-
-    deletion, insertion = m.deletion_insertion_auc(predict, image, cam, steps=4)
-    # deletion: 1, 0, 0, 0, 0 -> trapezoid 0.125; insertion: 0, 1, 1, 1, 1 -> 0.875
-    assert deletion == pytest.approx(0.125) and insertion == pytest.approx(0.875)
-
-
 def test_localization_bundles_the_mask_measures():
     cam = np.zeros((224, 224), np.float32)
     cam[100:120, 100:120] = 1.0
@@ -147,3 +122,48 @@ def test_disagreement_of_one_map_or_a_flat_pair_is_defined():
     ramp = np.tile(np.linspace(0, 1, 32, dtype=np.float32), (32, 1))
     assert m.disagreement([ramp]) == 0.0
     assert m.disagreement([ramp, np.zeros_like(ramp)]) == pytest.approx(1.0)
+
+
+# ---------------------------------------------------------------- instance localization
+
+
+def pinholes(n: int = 7) -> np.ndarray:
+    mask = np.zeros((100, 100), bool)
+    for i in range(n):
+        mask[40:43, 10 + 10 * i : 13 + 10 * i] = True  # seven 3x3 pinholes in a row
+    return mask
+
+
+def test_one_box_around_a_pinhole_cluster_finds_every_pinhole():
+    from explain.metrics import box_iou, component_boxes, match_instances
+
+    mask = pinholes()
+    box = (8, 35, 80, 50)  # one box around the cluster: a "miss" by best IoU
+    assert max(box_iou(box, g) for g in component_boxes(mask)) < 0.5
+    match = match_instances([box], mask)
+    assert len(match.instances) == 7 and match.recall == 1.0 and match.precision == 1.0
+
+
+def test_a_missed_second_instance_and_a_stray_box_count():
+    from explain.metrics import match_instances
+
+    mask = np.zeros((100, 100), bool)
+    mask[10:20, 10:20] = True  # found
+    mask[70:80, 70:80] = True  # no box
+    boxes = [(9, 9, 21, 21), (40, 40, 50, 50), (15, 15, 30, 30)]  # hit, stray, covers < half
+    match = match_instances(boxes, mask)
+    assert match.found == [True, False] and match.recall == 0.5
+    assert match.box_correct == [True, False, False] and match.precision == pytest.approx(1 / 3)
+    assert match.covered_by == [[0], []]
+
+
+def test_whole_image_boxes_find_nothing_and_good_parts_have_no_recall():
+    from explain.metrics import match_instances
+
+    whole = match_instances([(0, 0, 100, 100)], pinholes())
+    assert whole.recall == 0.0 and whole.precision == 0.0
+    good = match_instances([(1, 1, 5, 5)], np.zeros((20, 20), bool))
+    assert good.recall is None and good.precision == 0.0
+    assert match_instances([], np.zeros((20, 20), bool)).precision is None
+    with pytest.raises(ExplainError, match="2-D"):
+        match_instances([], np.zeros((2, 2, 2), bool))

@@ -19,11 +19,12 @@ def tiny_run(tmp_path_factory):
     csv = write_csv(generate_series(12_000, seed=5), root / "tank.csv")
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("DEFECTLENS_WEIGHTS", str(root / "weights"))
-        run_dir = train.main(
+        code = train.main(
             ["--csv", str(csv), "--name", "tiny", "--epochs", "1", "--batch-size", "256",
              "--baseline", "logreg"]
         )  # fmt: skip
-    return run_dir, csv
+    assert code == 0
+    return root / "weights" / "tiny", csv
 
 
 def test_run_records_scaler_window_and_threshold(tiny_run):
@@ -102,18 +103,19 @@ def test_predictions_match_the_model_on_the_same_window(tiny_run):
 
 
 def test_predict_cli_writes_a_csv(tiny_run, tmp_path, capsys):
-    out = predict.main(
-        ["--run", str(tiny_run[0]), "--csv", str(tiny_run[1]), "--out", str(tmp_path / "p.csv")]
-    )
+    out = tmp_path / "p.csv"
+    code = predict.main(["--run", str(tiny_run[0]), "--csv", str(tiny_run[1]), "--out", str(out)])
+    assert code == 0
     lines = out.read_text().splitlines()
     assert lines[0].startswith("STD_DT,NUM,ng_probability,prediction,window_complete")
+    assert lines[0].endswith(",warnings")
     assert len(lines) == 12_001
 
 
-def test_short_log_gives_only_incomplete_rows(tiny_run):
+def test_log_shorter_than_the_window_is_refused(tiny_run):
     frame = load_kamp_csv(tiny_run[1]).iloc[:5]
-    preds = predict.predict_series(tiny_run[0], frame)
-    assert len(preds) == 5 and not preds["window_complete"].any()
+    with pytest.raises(predict.PredictionError, match="5 rows, fewer than the 10"):
+        predict.predict_series(tiny_run[0], frame)
 
 
 def test_log_without_the_trained_features_is_refused(tiny_run):

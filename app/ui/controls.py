@@ -10,6 +10,9 @@ from ui.resources import RunRef, candidate_layers
 METHODS = {
     "Grad-CAM": "gradcam",
     "Grad-CAM++": "gradcam++",
+    "HiResCAM": "hirescam",
+    "XGradCAM": "xgradcam",
+    "EigenCAM": "eigencam",
     "Score-CAM": "scorecam",
     "LayerCAM": "layercam",
     "SmoothGrad": "smoothgrad",
@@ -25,7 +28,10 @@ def method_select(where=st, key: str = "cam_method") -> str:
         list(METHODS),
         key=key,
         help="Grad-CAM weighs feature maps by pooled gradients; Grad-CAM++ handles several "
-        "defects better; Score-CAM uses no gradients (slower); LayerCAM keeps fine detail "
+        "defects better; HiResCAM multiplies gradients and activations position by position "
+        "(faithful to a pooling head); XGradCAM normalises the weights by the activations; "
+        "EigenCAM needs no gradients and shows the dominant pattern, whatever the class; "
+        "Score-CAM uses no gradients (slower); LayerCAM keeps fine detail "
         "in early layers; SmoothGrad averages input gradients over noisy copies.",
         persist_state="session",
     )
@@ -33,7 +39,10 @@ def method_select(where=st, key: str = "cam_method") -> str:
 
 
 def layer_select(ref: RunRef, method: str, where=st, key: str = "cam_layer") -> str | None:
-    """A convolutional layer to explain (the run's recorded CAM layer by default)."""
+    """A convolutional layer to explain, listed input to output as "block · kind"; the run's
+    recorded CAM layer (else the last candidate) is the default and marked recommended."""
+    from explain.layer_labels import label_layers
+
     if method in LAYERLESS:
         where.caption("SmoothGrad works on the input pixels: no layer to choose.")
         return None
@@ -41,18 +50,54 @@ def layer_select(ref: RunRef, method: str, where=st, key: str = "cam_layer") -> 
     if not layers:
         return None
     default = ref.info.get("cam_layer")
-    index = layers.index(default) if default in layers else len(layers) - 1
+    recommended = default if default in layers else layers[-1]
+    labels = {label.path: label.text for label in label_layers(layers, recommended)}
     state_key = f"{key}_{ref.name}"
     if state_key in st.session_state and st.session_state[state_key] not in layers:
         del st.session_state[state_key]
     return where.selectbox(
         "Layer",
         layers,
-        index=index,
+        index=layers.index(recommended),
+        format_func=labels.get,
         key=state_key,
-        help="Which convolutional layer's activations to explain; the last one (default) "
-        "is coarse but class-specific, earlier ones are sharper but noisier.",
+        help="Which convolutional layer's activations to explain, numbered from the input. "
+        "The recommended one (the run's CAM layer) is coarse but class-specific; earlier ones "
+        "are sharper but noisier, and some hold no positive evidence at all.",
     )
+
+
+SCALE_LABELS = {"Per image": "image", "Run-wide": "absolute"}
+
+
+def scale_select(where=st, key: str = "cam_scale") -> str:
+    """ "image" (1 = hottest pixel of this image) or "absolute" (one scale for the run)."""
+    label = where.segmented_control(
+        "Heat scale",
+        list(SCALE_LABELS),
+        default="Run-wide",
+        required=True,
+        key=key,
+        help="Per image: every map is stretched so its hottest pixel is red, which makes a "
+        "good part with no defect evidence look as hot as a defective one. Run-wide: one "
+        "scale for every image, calibrated on the run's validation images, so strength is "
+        "comparable and good parts look cold.",
+    )
+    return SCALE_LABELS[label]
+
+
+def scale_note(scale: str, calibration: str | None = None) -> str:
+    if scale == "absolute":
+        return f"Run-wide scale: {calibration}."
+    return "Per-image scale: 1 = the hottest pixel of this image (strengths not comparable)."
+
+
+def show_colorbar(colormap: str, note: str, where=st) -> None:
+    """The colour legend under a heatmap: 0 on the left, 1 on the right, and what 1 means."""
+    from ui.overlay import colorbar
+
+    where.image(colorbar(colormap), width="stretch", caption=None)
+    where.caption(f"Colour scale: 0 (left) to 1 (right). {note}")
 
 
 def target_select(ref: RunRef, where=st, key: str = "cam_target") -> str:

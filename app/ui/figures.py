@@ -105,6 +105,16 @@ def score_histogram(
 ) -> go.Figure:
     """Overlaid histograms of good and defect scores with the decision threshold."""
     fig = go.Figure()
+    # whole images only on the y axis: a tick every 1, 2, 5, 10... images
+    tallest = max(
+        (
+            int(np.histogram(scores[m], bins=40)[0].max())
+            for m in (~is_defect, is_defect)
+            if m.any()
+        ),
+        default=1,
+    )
+    dtick = next(d for d in (1, 2, 5, 10, 20, 50, 100, 200, 500, 10**9) if tallest / d <= 8)
     for mask, name, color in (
         (~is_defect, "good", GOOD_COLOR),
         (is_defect, "defect", DEFECT_COLOR),
@@ -123,7 +133,7 @@ def score_histogram(
         height=320,
         title=title,
         xaxis_title="anomaly score",
-        yaxis_title="images",
+        yaxis={"title": "images", "tickformat": "d", "rangemode": "tozero", "dtick": dtick},
         legend={"orientation": "h", "y": 1.12},
     )
     return fig

@@ -44,6 +44,14 @@ PAGES: tuple[PageSpec, ...] = (
         "experiments",
     ),
     PageSpec(
+        "error_analysis.py",
+        "Error Analysis",
+        ":material/rule:",
+        "Overview",
+        "A run's misses and false alarms as images with heatmaps; recall per defect type.",
+        "error-analysis",
+    ),
+    PageSpec(
         "cam_inspector.py",
         "CAM Inspector",
         ":material/center_focus_strong:",
@@ -82,6 +90,14 @@ PAGES: tuple[PageSpec, ...] = (
         "Detect",
         "Upload a shift's images, triage by risk, record every decision.",
         "batch-review",
+    ),
+    PageSpec(
+        "line_monitor.py",
+        "Line Monitor",
+        ":material/conveyor_belt:",
+        "Detect",
+        "Live line traffic from the inspection service: latest parts, alerts, defect rate.",
+        "line-monitor",
     ),
     PageSpec(
         "melting_tank.py",

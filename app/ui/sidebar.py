@@ -24,7 +24,7 @@ def describe(ref: RunRef) -> str:
     for metric in ("accuracy", "macro_f1", "image_auroc", "ng_f1", "f1", "roc_auc"):
         value = summary.get(metric)
         if isinstance(value, int | float):
-            parts.append(f"{metric} {value:.3f}")
+            parts.append(f"{metric} {value:.3f} (its own test split)")
             break
     return " · ".join(p for p in parts if p) or ref.kind
 

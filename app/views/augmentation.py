@@ -4,9 +4,9 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 from ui import figures, overlay
-from ui.controls import defect_index, method_select
+from ui.controls import defect_index, method_select, scale_note, scale_select, show_colorbar
 from ui.gallery import choose_dataset, filter_items, picked_from_row
-from ui.resources import RunRef, cams
+from ui.resources import RunRef, cams, reference_scale
 from ui.sidebar import pick_runs
 
 from explain.evaluate import evaluate_image
@@ -35,6 +35,7 @@ if not refs:
     st.stop()
 with st.sidebar:
     method = method_select(key="compare_method")
+    scale = scale_select(key="compare_scale")
     count = st.slider(
         "Images",
         2,
@@ -64,21 +65,31 @@ picked = [picked_from_row(ds, row) for _, row in items.iterrows()]
 images = [p.image for p in picked]
 
 
-def run_heatmaps(ref: RunRef) -> list[np.ndarray]:
+def run_heatmaps(ref: RunRef, shown_scale: str) -> list[np.ndarray]:
     """Defect-class heatmaps of every image for one run (grouped by target class)."""
     targets = [defect_index(ref, p.defect_type) for p in picked]
     out: list[np.ndarray] = [np.zeros(0)] * len(picked)
     for target in sorted(set(targets)):
         chosen = [i for i, t in enumerate(targets) if t == target]
-        for i, heat in zip(
-            chosen, cams(ref, [images[i] for i in chosen], method, None, target), strict=True
-        ):
+        found = cams(ref, [images[i] for i in chosen], method, None, target, scale=shown_scale)
+        for i, heat in zip(chosen, found, strict=True):
             out[i] = heat
     return out
 
 
+def run_scale(ref: RunRef) -> tuple[str, str]:
+    """The scale this run's maps are drawn on, and the legend's words for it."""
+    if scale == "image":
+        return "image", scale_note("image")
+    notes = [reference_scale(ref, method, None, defect_index(ref, p.defect_type)) for p in picked]
+    if any(reference is None for reference, _ in notes):
+        return "image", f"no run-wide scale ({notes[0][1]}): per image"
+    return "absolute", scale_note("absolute", notes[0][1])
+
+
 with st.spinner(f"Computing {len(refs) * len(picked)} heatmaps…"):
-    heatmaps = {ref.name: run_heatmaps(ref) for ref in refs}
+    scales = {ref.name: run_scale(ref) for ref in refs}
+    heatmaps = {ref.name: run_heatmaps(ref, scales[ref.name][0]) for ref in refs}
 
 
 scores = [disagreement([heatmaps[r.name][i] for r in refs]) for i in range(len(picked))]
@@ -120,6 +131,7 @@ for col, ref in zip(header[1:], refs, strict=False):
     col.markdown(
         f"**{ref.name}**  \n<small>{ref.info.get('aug', '?')}</small>", unsafe_allow_html=True
     )
+    show_colorbar("jet", scales[ref.name][1].replace("Run-wide scale: ", ""), where=col)
 for i in rank:
     p = picked[i]
     row = st.columns(width)

@@ -1,6 +1,5 @@
 """Batch Review: upload a shift's images, triage them by risk, record every decision."""
 
-import io
 import json
 import zipfile
 from datetime import datetime
@@ -8,6 +7,7 @@ from datetime import datetime
 import pandas as pd
 import streamlit as st
 from ui import overlay
+from ui.controls import scale_note, show_colorbar
 from ui.gallery import UPLOAD_TYPES
 from ui.resources import runs
 from ui.sidebar import describe, pick_run
@@ -28,6 +28,7 @@ from views.batch_table import (
     apply_filters,
     box_tuples,
     item_label,
+    local_times,
     neighbours,
     score_bounds,
     summary_counts,
@@ -38,9 +39,17 @@ from views.batch_table import (
 from imaging.archive import iter_upload_files
 from inspection import inspect_into_review
 from store.review import VERDICTS
+from store.review_export import readable_items
 from synthetic.casting import DEFECT_TYPES
 
 NEW = 0
+
+
+def local_zone() -> str:
+    """The browser's time zone (IANA name) as Streamlit reports it; UTC when unknown."""
+    return getattr(st.context, "timezone", None) or "UTC"
+
+
 NO_AUTOENCODER = "(none)"
 GRID_SIZE = 12
 
@@ -69,23 +78,30 @@ ae_name = st.sidebar.selectbox(
 ae_ref = ae_refs.get(ae_name)
 if ae_ref is not None:
     st.sidebar.caption(describe(ae_ref))
+# The name survives a reload through the page address (?reviewer=...), per browser tab.
+if "batch_reviewer" not in st.session_state and st.query_params.get("reviewer"):
+    st.session_state["batch_reviewer"] = st.query_params["reviewer"]
 reviewer = st.sidebar.text_input(
     "Reviewer",
     key="batch_reviewer",
     placeholder="your name",
-    help="Stored with every decision you record; remembered for this session.",
+    help="Stored with every decision you record; kept in the page address, so a reload "
+    "or a bookmark remembers it.",
     persist_state="session",
 ).strip()
+if reviewer and st.query_params.get("reviewer") != reviewer:
+    st.query_params["reviewer"] = reviewer
 
 
 # ---------------------------------------------------------------- choose or create a batch
-def _expected_files(files: list[tuple[str, bytes]]) -> int:
+def _expected_files(uploaded: list) -> int:
     """Images an upload will yield, for the progress bar (zip entries counted by name)."""
     count = 0
-    for name, data in files:
-        if name.lower().endswith(".zip"):
+    for upload in uploaded:
+        if upload.name.lower().endswith(".zip"):
             try:
-                with zipfile.ZipFile(io.BytesIO(data)) as zf:
+                upload.seek(0)
+                with zipfile.ZipFile(upload) as zf:
                     count += sum(1 for info in zf.infolist() if not info.is_dir())
             except (zipfile.BadZipFile, OSError):
                 count += 1
@@ -103,8 +119,9 @@ def score_upload(name: str, uploaded: list) -> None:
         autoencoder_run=ae_ref.name if ae_ref else None,
         reviewer=reviewer or None,
     )
-    files = [(f.name, f.getvalue()) for f in uploaded]
-    total = _expected_files(files)
+    # One file's bytes at a time: the intake streams entries and checks limits as it goes.
+    files = ((f.name, f.getvalue()) for f in uploaded)
+    total = _expected_files(uploaded)
     bar = st.progress(0.0, text=f"Scoring {total} images…")
 
     def progress(done: int, _total: int | None) -> None:
@@ -125,11 +142,12 @@ def score_upload(name: str, uploaded: list) -> None:
 
 
 batches = log.batches()
-labels = {NEW: "➕ New batch (upload images)"}
+# Labels hold only what never changes after scoring (the file count): live counts (scored,
+# reviewed) are the metrics below, so the selector can never show a stale number.
+labels = {NEW: "+ New batch (upload images)"}
 for row in batches.itertuples():
-    labels[int(row.batch_id)] = (
-        f"#{row.batch_id} {row.name} · {row.n_items} items, {row.n_reviewed} reviewed"
-    )
+    files = f"{row.n_items} file" + ("" if row.n_items == 1 else "s")
+    labels[int(row.batch_id)] = f"#{row.batch_id} {row.name} · {files}"
 if "batch_pending" in st.session_state:
     st.session_state["batch_id"] = st.session_state.pop("batch_pending")
 if st.session_state.get("batch_id") not in labels:
@@ -160,8 +178,9 @@ if batch_id == NEW:
         type=[*UPLOAD_TYPES, "zip"],
         accept_multiple_files=True,
         key=f"batch_upload_{st.session_state.get('batch_upload_round', 0)}",
-        help="Up to 5,000 images per batch. Zip archives are opened safely: unsafe paths, "
-        "oversized or over-compressed entries and non-images are skipped with a message.",
+        help="Up to 5,000 images and 1 GiB per batch, 256 MB per file. Zip archives are "
+        "opened safely: unsafe paths, oversized or over-compressed entries and non-images "
+        "are skipped with a message.",
     )
     st.caption(
         f"Scored with **{classifier_ref.name}**"
@@ -303,6 +322,8 @@ def open_selected_row() -> None:
 shown = filtered[TABLE_COLUMNS].assign(
     verdict=filtered["verdict"].map(VERDICT_LABELS.get),
 )
+for column in ("verdict", "defect_type", "reviewer"):  # empty, not "None", where undecided
+    shown[column] = shown[column].map(text_or_empty)
 st.dataframe(
     shown,
     hide_index=True,
@@ -312,8 +333,14 @@ st.dataframe(
     on_select=open_selected_row,
     selection_mode="single-row",
     column_config={
+        "triage_rank": st.column_config.NumberColumn(
+            "#", width="small", help="Look first at 1: risk, then anomaly score breaks ties."
+        ),
         "item_id": st.column_config.NumberColumn("id", width="small"),
         "file_name": "file",
+        "verdict": st.column_config.TextColumn("verdict", width="medium"),
+        "defect_type": st.column_config.TextColumn("defect type", width="medium"),
+        "reviewer": st.column_config.TextColumn("reviewer", width="small"),
         "risk_score": st.column_config.ProgressColumn("risk", min_value=0, max_value=1),
         "defect_probability": st.column_config.NumberColumn("P(defect)", format="%.3f"),
         "anomaly_score": st.column_config.NumberColumn("anomaly", format="%.4g"),
@@ -390,6 +417,7 @@ if engine is not None:
         caption="Grad-CAM of the most probable defect class",
         width="stretch",
     )
+    show_colorbar("jet", scale_note("image"), where=view[1])
     if anomaly_map is not None:
         scale = max(2 * (engine.threshold or float(anomaly_map.max()) or 1.0), 1e-6)
         view[2].image(
@@ -397,6 +425,7 @@ if engine is not None:
             caption="Autoencoder error map (0 to twice the threshold)",
             width="stretch",
         )
+        show_colorbar("inferno", "Absolute: 1 = twice the run's anomaly threshold.", where=view[2])
 else:
     view[1].info("No heatmap: the batch's classifier run is gone.")
 
@@ -493,9 +522,17 @@ with st.form(f"batch_decision_{current}", border=True):
 
 history = log.history(int(current))
 if not history.empty:
-    st.markdown(f"**History** ({len(history)} decisions; the last one is in force)")
+    n = len(history)
+    zone = local_zone()
+    st.markdown(
+        f"**History** ({n} decision{'' if n == 1 else 's'}"
+        + ("; the last one is in force)" if n > 1 else ")")
+    )
     st.dataframe(
-        history.assign(verdict=history["verdict"].map(VERDICT_LABELS.get)),
+        history.assign(
+            verdict=history["verdict"].map(VERDICT_LABELS.get),
+            created=local_times(history["created"], zone),
+        ).rename(columns={"created": f"time ({zone})"}),
         hide_index=True,
         width="stretch",
         key=f"batch_history_{current}",
@@ -503,8 +540,7 @@ if not history.empty:
 
 # ---------------------------------------------------------------- export
 st.subheader("Export", anchor=False)
-buffer = io.StringIO()
-log.export_csv(batch_id, buffer)
+readable_csv = readable_items(log.items(batch_id), log.images_dir, local_zone()).to_csv(index=False)
 coco_source = st.segmented_control(
     "COCO boxes",
     ["reviewed", "predicted"],
@@ -517,7 +553,7 @@ coco_source = st.segmented_control(
 e1, e2 = st.columns(2)
 e1.download_button(
     "CSV (one row per image)",
-    buffer.getvalue(),
+    readable_csv,
     file_name=f"review_batch_{batch_id}.csv",
     mime="text/csv",
     key="batch_export_csv",
@@ -531,3 +567,25 @@ e2.download_button(
     key="batch_export_coco",
     icon=":material/download:",
 )
+if st.button(
+    "Build inspection report",
+    key="batch_build_report",
+    icon=":material/description:",
+    help="A self-contained HTML report of this batch: every item with its thumbnail and the "
+    "models' verdicts, and every reviewer decision with its time (python -m inspection.report).",
+):
+    from inspection.audit import batch_report_html
+
+    with st.spinner("Writing the report…"):
+        st.session_state["batch_report"] = (batch_id, batch_report_html(batch_id, log))
+report = st.session_state.get("batch_report")
+if report and report[0] == batch_id:
+    st.download_button(
+        "Download report (HTML)",
+        report[1],
+        file_name=f"inspection_report_batch_{batch_id}.html",
+        mime="text/html",
+        key="batch_download_report",
+        icon=":material/download:",
+        help="Open in any browser; images are embedded.",
+    )

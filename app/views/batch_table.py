@@ -10,14 +10,13 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-VERDICT_LABELS = {
-    "confirmed_defect": "Confirm defect",
-    "false_alarm": "False alarm",
-    "ok": "OK",
-    "unsure": "Unsure",
-}
+from inspection.risk import triage_order
+from store.review_export import VERDICT_LABELS
+from store.thresholds import DEFAULT_THRESHOLD, decide
+
 REVIEW_STATES = ("all", "unreviewed", "reviewed")
 TABLE_COLUMNS = [
+    "triage_rank",
     "item_id",
     "file_name",
     "risk_score",
@@ -37,18 +36,17 @@ def triage_table(items: pd.DataFrame, normal_class: str | None) -> pd.DataFrame:
     """Scored items, riskiest first, with `disagree` and `n_boxes`; unreadable items left out.
 
     The classifier calls a part defective when its predicted class is not the normal class
-    (without the run's normal class: defect probability above one half).
+    (without the run's normal class: defect probability at or above one half, the default).
     """
     scored = items[items["error"].isna()].copy()
     if normal_class is not None:
         predicted_defect = scored["predicted_class"] != normal_class
     else:
-        predicted_defect = scored["defect_probability"].astype(float) > 0.5
+        predicted_defect = decide(scored["defect_probability"].astype(float), DEFAULT_THRESHOLD)
     flag = scored["anomaly_flag"]
     scored["disagree"] = flag.notna() & (predicted_defect != flag.fillna(False).astype(bool))
     scored["n_boxes"] = scored["boxes"].map(lambda b: len(b) if isinstance(b, list) else 0)
-    scored = scored.sort_values(["risk_score", "item_id"], ascending=[False, True])
-    return scored.reset_index(drop=True)
+    return triage_order(scored)
 
 
 @dataclass(frozen=True)
@@ -136,3 +134,16 @@ def summary_counts(table: pd.DataFrame) -> dict[str, int]:
 def text_or_empty(value: object) -> str:
     """A stored text field for a widget: missing values (None, NaN from pandas) become ''."""
     return "" if value is None or (isinstance(value, float) and np.isnan(value)) else str(value)
+
+
+def local_times(times: pd.Series, zone: str) -> pd.Series:
+    """Stored decision times (UTC; naive values are UTC) as 'YYYY-MM-DD HH:MM:SS' in `zone`
+    (an IANA name such as Europe/Berlin; unknown names fall back to UTC)."""
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    try:
+        tz = ZoneInfo(zone)
+    except (ZoneInfoNotFoundError, ValueError):
+        tz = ZoneInfo("UTC")
+    stamps = pd.to_datetime(times, utc=True)
+    return stamps.dt.tz_convert(tz).dt.strftime("%Y-%m-%d %H:%M:%S")

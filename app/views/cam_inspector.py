@@ -10,11 +10,16 @@ from ui.controls import (
     layer_select,
     look_controls,
     method_select,
+    scale_note,
+    scale_select,
+    show_colorbar,
     target_select,
 )
 from ui.gallery import choose_image
-from ui.resources import cams, probabilities
+from ui.resources import SMOOTH_NOISE, cams, probabilities, raw_cams, reference_scale
 from ui.sidebar import pick_run
+
+from explain.heatscale import evidence
 
 st.title("CAM Inspector")
 st.caption(
@@ -29,6 +34,7 @@ with st.sidebar:
     method = method_select()
     layer = layer_select(ref, method)
     target = target_select(ref)
+    scale = scale_select()
     colormap, opacity = look_controls()
 
 with st.expander("Image", expanded=True, icon=":material/image:"):
@@ -39,7 +45,18 @@ if picked is None:
 probs = probabilities(ref, [picked.image])[0]
 index = class_index(ref, target, probs)
 with st.spinner("Computing heatmap…"):
-    heat = cams(ref, [picked.image], method, layer, index)[0]
+    raw = raw_cams(ref, [picked.image], method, layer, index)[0]
+    reference, calibration = (None, None)
+    if scale == "absolute":
+        reference, calibration = reference_scale(ref, method, layer, index)
+        if reference is None:
+            st.warning(
+                f"No run-wide scale at this layer/class ({calibration}); showing per-image.",
+                icon=":material/warning:",
+            )
+            scale = "image"
+    heat = cams(ref, [picked.image], method, layer, index, scale=scale)[0]
+found = evidence(raw, reference)
 blended = overlay.blend(picked.image, heat, colormap, opacity)
 
 predicted = ref.class_names[int(probs.argmax())]
@@ -66,6 +83,19 @@ with middle:
         f"**{method_label}** for *{ref.class_names[index]}*" + (f" · `{layer}`" if layer else "")
     )
     st.image(blended, width="stretch")
+    show_colorbar(colormap, scale_note(scale, calibration))
+    if found.blank:
+        st.warning(
+            f"No evidence to show: {found.message}. The map is empty, not a finding; try the "
+            "recommended layer or another class.",
+            icon=":material/visibility_off:",
+        )
+    if method == "smoothgrad":
+        st.caption(
+            f"SmoothGrad here uses noise of {SMOOTH_NOISE:.0%} of the image range: at the "
+            "usual 20 % the noisy copies no longer look like castings and the model's "
+            "gradient piles up in the image corners (zero padding), not on the defect."
+        )
     st.download_button(
         "Download overlay (PNG)",
         overlay.png_bytes(blended),
@@ -92,4 +122,8 @@ with right:
         key="cam_probs",
         config={"displayModeBar": False},
     )
-    st.caption(f"Heatmap peak {float(heat.max()):.2f}, mean {float(heat.mean()):.3f}")
+    share = f"{found.positive_share:.1%} of pixels with any heat"
+    if reference:
+        st.caption(f"Peak heat {found.peak / reference:.2f} of the run-wide reference; {share}")
+    else:
+        st.caption(f"Raw peak heat {found.peak:.3g} (model units); {share}")

@@ -2,11 +2,13 @@
 
 import pandas as pd
 import streamlit as st
-from ui import figures
+from ui import figures, operating
 from ui.resources import RunRef, runs
 from ui.sidebar import flagged_label, no_runs_message, show_warnings
 
 import store
+from classification.evaluation import decisions
+from store.thresholds import describe_threshold, run_threshold
 
 st.title("Experiments")
 st.caption("Compare runs: test metrics, training curves, confusion matrices and W&B links.")
@@ -129,6 +131,58 @@ else:
         "None of the selected runs has a confusion matrix in metrics.json.",
         icon=":material/info:",
     )
+
+if kind == "classifier":
+    st.subheader("Operating point", anchor=False)
+    st.caption(
+        "Each run decides 'defective' when its summed defect probability reaches its threshold "
+        "(chosen on validation data when it was trained). Curves and figures are on the test "
+        "split; the cross marks each run's operating point. Error analysis has the images."
+    )
+    a, b = st.columns(2)
+    focus_name = a.selectbox(
+        "Run to tune",
+        [r.name for r in selected],
+        key="experiments_focus",
+        help="The run whose threshold the slider moves.",
+    )
+    also = b.multiselect(
+        "Also draw the curves of",
+        [r.name for r in selected if r.name != focus_name],
+        key="experiments_also",
+        help="Other selected runs, each at its own saved threshold (each predicts its test "
+        "split once).",
+    )
+    focus = next(r for r in selected if r.name == focus_name)
+    drawn = [focus, *(r for r in selected if r.name in also)]
+    frames = {r.name: f for r in drawn if (f := operating.split_frame(r)) is not None}
+    if focus_name in frames:
+        threshold = operating.threshold_slider(focus, key_prefix="experiments")
+        points = {
+            r.name: threshold if r.name == focus_name else run_threshold(r.info)
+            for r in drawn
+            if r.name in frames
+        }
+        roc, pr = operating.curve_figures(frames, points)
+        left, right = st.columns(2)
+        left.plotly_chart(roc, key="experiments_roc")
+        right.plotly_chart(pr, key="experiments_pr")
+        operating.live_figures(focus, frames[focus_name], threshold)
+        decided = decisions(focus.run(), frames[focus_name], threshold)
+        labels = focus.class_names
+        live = [
+            [int(((decided.label == t) & (decided.predicted_class == p)).sum()) for p in labels]
+            for t in labels
+        ]
+        left, right = st.columns(2)
+        left.plotly_chart(
+            figures.confusion_matrix(live, labels, f"{focus_name} at {threshold:.3f} (test)"),
+            key="experiments_live_cm",
+        )
+        with right:
+            st.markdown(f"**Saved threshold:** {describe_threshold(focus.info)}")
+            operating.save_button(focus, frames[focus_name], threshold, "experiments")
+            operating.report_button(focus, "experiments")
 
 st.subheader("Tracking", anchor=False)
 for ref in selected:

@@ -5,20 +5,23 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import streamlit as st
-from ui import export, overlay
-from ui.controls import defect_index, layer_select, method_select
+from ui import overlay
+from ui.controls import defect_index, layer_select, method_select, scale_note, show_colorbar
 from ui.gallery import Picked, choose_dataset, choose_image, filter_items, picked_from_row
 from ui.resources import cams, image_key, probabilities, read_upload
 from ui.sidebar import pick_run
 
+from classification.decision_rule import defect_probability, predicted_defective
 from explain import cam_to_boxes
-from explain.metrics import box_iou
+from explain.metrics import box_iou, match_instances
+from explain.pseudolabels import ImageLabels, boxes_table, coco_json, select_for_export
 
 st.title("Heatmap to Boxes")
 st.caption(
     "The defect class's heatmap is thresholded (Otsu, or a fraction of its peak); connected "
-    "hot regions larger than the minimum area become boxes. Green: ground truth. Amber: boxes "
-    "from the heatmap."
+    "hot regions larger than the minimum area become boxes. Amber: boxes from the heatmap. "
+    "Each defect instance (a connected piece of the mask) is green when a box covers at least "
+    "half of it, red when no box does (docs/metrics.md)."
 )
 
 ref = pick_run("classifier")
@@ -101,21 +104,38 @@ if picked is not None:
     with left:
         st.markdown(f"**Heatmap** ({ref.class_names[target]}, p = {probs[target]:.1%})")
         st.image(overlay.blend(picked.image, heat, "jet", 0.45), width="stretch")
+        show_colorbar("jet", scale_note("image") + " Boxes use this per-image scale.")
+    match = None
+    if picked.mask is not None:
+        truth_mask = (picked.mask if picked.mask.ndim == 2 else picked.mask[..., 0]) > 0
+        match = match_instances([b.as_tuple() for b in boxes], truth_mask)
     with middle:
-        st.markdown(f"**Boxes** · {len(boxes)} found, {len(picked.boxes)} in the ground truth")
+        n_truth = len(match.instances) if match else len(picked.boxes)
+        st.markdown(f"**Boxes** · {len(boxes)} found, {n_truth} defect instances in the truth")
         shown = picked.image
-        if picked.mask is not None:
+        if match is not None:
+            found = [b for b, ok in zip(match.instances, match.found, strict=True) if ok]
+            missed = [b for b, ok in zip(match.instances, match.found, strict=True) if not ok]
             shown = overlay.outline_mask(shown, picked.mask)
-        shown = overlay.draw_boxes(shown, picked.boxes, overlay.TRUTH_COLOR)
+            shown = overlay.draw_boxes(shown, found, overlay.TRUTH_COLOR)
+            shown = overlay.draw_boxes(shown, missed, overlay.MISSED_COLOR)
+        else:
+            shown = overlay.draw_boxes(shown, picked.boxes, overlay.TRUTH_COLOR)
         shown = overlay.draw_boxes(shown, [b.as_tuple() for b in boxes], overlay.PRED_COLOR)
         st.image(shown, width="stretch")
+    truth_boxes = match.instances if match else list(picked.boxes)
     rows = [
         {
             "#": i + 1,
             "box (x0, y0, x1, y1)": f"{b.x_min}, {b.y_min}, {b.x_max}, {b.y_max}",
             "area": b.area,
-            "peak": b.score,
-            "IoU": max((box_iou(b.as_tuple(), g) for g in picked.boxes), default=None),
+            "peak heat": b.score,
+            "instances covered": sum(i in c for c in match.covered_by) if match else "n/a",
+            "best IoU": (
+                f"{max(box_iou(b.as_tuple(), g) for g in truth_boxes):.2f}"
+                if truth_boxes
+                else "n/a (no defect)"
+            ),
         }
         for i, b in enumerate(boxes)
     ]
@@ -127,24 +147,36 @@ if picked is not None:
                 hide_index=True,
                 key="boxes_table",
             )
-            if picked.boxes:
-                hit = max(r["IoU"] for r in rows)
-                st.metric(
-                    "Best IoU with ground truth",
-                    f"{hit:.2f}",
-                    delta="hit at 0.5" if hit >= 0.5 else "miss at 0.5",
-                    delta_color="normal" if hit >= 0.5 else "inverse",
-                    delta_arrow="off",
-                    border=True,
-                )
         else:
             st.info("No region passes the threshold and minimum area.", icon=":material/crop_free:")
+        if match is not None and match.instances:
+            c1, c2 = st.columns(2)
+            c1.metric(
+                "Instances found",
+                f"{sum(match.found)} of {len(match.instances)}",
+                help="A defect instance counts as found when one box covers at least half of "
+                "its pixels (a box over more than half the image finds nothing).",
+                border=True,
+            )
+            c2.metric(
+                "Boxes on a defect",
+                f"{sum(match.box_correct)} of {len(boxes)}" if boxes else "n/a",
+                help="Boxes that cover at least one defect instance.",
+                border=True,
+            )
+        elif match is not None or picked.label == ref.normal_class:
+            st.caption(
+                "A good part: no defect instances, so recall is n/a; every box here is a "
+                "false alarm."
+            )
 
 st.divider()
 st.subheader("Export boxes for a folder", anchor=False)
 st.caption(
     "Pseudo-labels for a future detector: the same settings applied to every image of the "
-    "gallery filter or of an uploaded set, as CSV (one row per box) and COCO JSON."
+    "gallery filter or of an uploaded set, as CSV (one row per box) and COCO JSON. Only "
+    "parts the classifier calls defective get boxes; a good part's defect heatmap is not a "
+    "defect."
 )
 source = st.segmented_control(
     "Images",
@@ -180,6 +212,13 @@ else:
     )
     rows_to_read = None
 
+negatives = st.toggle(
+    "Include parts predicted good as negatives",
+    value=False,
+    key="boxes_export_negatives",
+    help="Boxes come only from parts the classifier calls defective (argmax rule). With this "
+    "on, parts predicted good are listed as images without annotations (COCO negatives).",
+)
 if st.button("Compute boxes", key="boxes_export_run", icon=":material/play_arrow:"):
     from imaging import ImageError
 
@@ -193,21 +232,31 @@ if st.button("Compute boxes", key="boxes_export_run", icon=":material/play_arrow
                 problems.append(f"{exc.source}: {exc.reason}")
                 continue
             batch.append(Picked(image=image, name=upload.name, key=image_key(image)))
-    records = []
+    records: list[ImageLabels] = []
     progress = st.progress(0.0, text="Computing heatmaps…")
     step = 16
     for start in range(0, len(batch), step):
         chunk = batch[start : start + step]
-        found = boxes_for([p.image for p in chunk], [p.defect_type for p in chunk])
-        for p, boxes_found in zip(chunk, found, strict=True):
+        probs = probabilities(ref, [p.image for p in chunk])
+        defective = predicted_defective(probs, ref.class_names, ref.normal_class)
+        p_defect = defect_probability(probs, ref.class_names, ref.normal_class)
+        flagged = [i for i, d in enumerate(defective) if d]  # heatmaps only where it matters
+        found = boxes_for(
+            [chunk[i].image for i in flagged], [chunk[i].defect_type for i in flagged]
+        )
+        boxes_of = dict(zip(flagged, found, strict=True))
+        for i, p in enumerate(chunk):
             records.append(
-                {
-                    "file": file_label(p),
-                    "width": int(p.image.shape[1]),
-                    "height": int(p.image.shape[0]),
-                    "label": ref.class_names[defect_index(ref, p.defect_type)],
-                    "boxes": boxes_found,
-                }
+                ImageLabels(
+                    file=file_label(p),
+                    width=int(p.image.shape[1]),
+                    height=int(p.image.shape[0]),
+                    label=ref.class_names[defect_index(ref, p.defect_type)],
+                    predicted_class=ref.class_names[int(probs[i].argmax())],
+                    defect_probability=float(p_defect[i]),
+                    predicted_defect=bool(defective[i]),
+                    boxes=tuple(boxes_of.get(i, ())),
+                )
             )
         progress.progress(min(1.0, (start + step) / max(1, len(batch))), text="Computing heatmaps…")
     progress.empty()
@@ -220,8 +269,16 @@ for problem in problems:
     st.error(f"Skipped {problem}", icon=":material/error:")
 result = st.session_state.get("boxes_export")
 if result:
-    table = export.boxes_table(result["records"])
-    st.caption(f"{len(result['records'])} images, {len(table)} boxes ({result['settings']}).")
+    records = result["records"]
+    exported = select_for_export(records, include_negatives=negatives)
+    table = boxes_table(exported)
+    n_defect = sum(r.predicted_defect for r in records)
+    st.caption(
+        f"{len(records)} images read: {n_defect} predicted defective (boxes exported), "
+        f"{len(records) - n_defect} predicted good "
+        + ("(exported as negatives, no boxes)" if negatives else "(left out)")
+        + f"; {len(table)} boxes ({result['settings']})."
+    )
     st.dataframe(table, hide_index=True, key="boxes_export_table", height=240)
     cols = st.columns(2)
     cols[0].download_button(
@@ -231,11 +288,12 @@ if result:
         mime="text/csv",
         key="boxes_download_csv",
         icon=":material/download:",
-        help="One row per box, original pixel coordinates.",
+        help="One row per box, original pixel coordinates; defect_probability is the "
+        "classifier's, box_peak_heat / box_mean_heat the heatmap's inside the box.",
     )
     cols[1].download_button(
         "Download COCO JSON",
-        export.coco_json(result["records"], description=result["settings"]),
+        coco_json(exported, description=result["settings"]),
         file_name="boxes_coco.json",
         mime="application/json",
         key="boxes_download_coco",

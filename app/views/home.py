@@ -8,6 +8,16 @@ from ui.sidebar import describe
 
 import store
 
+
+def run_input(info: dict) -> str:
+    """What a run reads: an image size, or a sensor window (the LSTM has no image size)."""
+    if info.get("img_size"):
+        return f"{info['img_size']} px images"
+    if info.get("window"):
+        return f"{info['window']}-step sensor window"
+    return "n/a"
+
+
 st.title("DefectLens")
 st.markdown(
     "An explainable visual-inspection workbench for casting QA. Defect classifiers show "
@@ -42,7 +52,7 @@ else:
                     "run": ref.name,
                     "kind": ref.kind,
                     "what": describe(ref),
-                    "image size": ref.info.get("img_size"),
+                    "input": run_input(ref.info),
                     "created": (ref.info.get("created") or "")[:16].replace("T", " "),
                 }
                 for ref in all_runs

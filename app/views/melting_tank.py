@@ -5,7 +5,7 @@ from datetime import timedelta
 import numpy as np
 import pandas as pd
 import streamlit as st
-from ui import figures
+from ui import figures, owned
 from ui.resources import demo_series, ng_probability, uploaded_series
 from ui.series import series_figure
 from ui.sidebar import pick_run
@@ -21,22 +21,26 @@ st.caption(
     "quality label; the bottom panel is the LSTM's NG probability for each step."
 )
 
+PAGE = "melt"  # every control's value lives in owned.settings(PAGE): see ui/owned.py
 ref = pick_run("lstm")
 source = st.sidebar.segmented_control(
     "Series",
     ["Demo", "Upload"],
-    default="Demo",
+    default=owned.value(PAGE, "source", "Demo"),
     required=True,
     key="melt_source",
-    help="The deterministic synthetic demo series, or your own KAMP-schema CSV.",
+    help="The deterministic synthetic demo series, or your own KAMP-schema CSV. Window and "
+    "threshold carry over between series; the window start is kept per series.",
+    **owned.keep(PAGE, "source", "melt_source"),
 )
 if source == "Demo":
     rows = st.sidebar.select_slider(
         "Rows",
         ROW_CHOICES,
-        value=ROW_CHOICES[-1],
+        value=owned.value(PAGE, "rows", ROW_CHOICES[-1]),
         format_func=lambda n: f"{n:,}",
         key="melt_rows",
+        **owned.keep(PAGE, "rows", "melt_rows"),
         help="Length of the demo series (835,200 rows = the full KAMP log, about 58 days).",
     )
     with st.spinner(f"Generating {rows:,} rows…"):
@@ -47,7 +51,8 @@ else:
         "KAMP CSV",
         type=["csv"],
         key="melt_upload",
-        help="Columns STD_DT, MELT_TEMP, MOTORSPEED, TAG (OK/NG or 1/0); others are kept.",
+        help="Columns STD_DT, MELT_TEMP, MOTORSPEED, TAG (OK/NG or 1/0); others are kept. "
+        "Up to 1,000,000 rows.",
     )
     if upload is None:
         st.info("Upload a KAMP-schema CSV in the sidebar.", icon=":material/upload:")
@@ -80,9 +85,10 @@ STEP_SECONDS = 6  # KAMP logs a reading every 6 s; used when the series has no t
 span_name = st.segmented_control(
     "Window",
     list(SPANS),
-    default="1 day",
+    default=owned.value(PAGE, "span", "1 day"),
     required=True,
     key="melt_span",
+    **owned.keep(PAGE, "span", "melt_span"),
     help="How much of the series to show. Shorter windows show raw detail; the chart only "
     "ever draws the rows inside the window (downsampled when there are many).",
 )
@@ -97,26 +103,37 @@ if width is None or last - width <= first:
     lo, hi = 0, len(frame)
 else:
     if has_time:
+        low, high = first.to_pydatetime(), (last - width).to_pydatetime()
+        wanted = owned.value(PAGE, f"start_{source_key}", low)
+        if not low <= wanted <= high:  # a shorter window or another series: start again
+            st.caption("Window start reset to the series' beginning (it was outside this range).")
+            wanted = owned.settings(PAGE)[f"start_{source_key}"] = low
         start = st.slider(
             "Window start",
-            min_value=first.to_pydatetime(),
-            max_value=(last - width).to_pydatetime(),
-            value=first.to_pydatetime(),
+            min_value=low,
+            max_value=high,
+            value=wanted,
             step=timedelta(minutes=10),
             format="YYYY-MM-DD HH:mm",
             key=f"melt_start_{source_key}",
-            help="Slide the window along the series.",
+            help="Slide the window along the series (kept per series).",
+            **owned.keep(PAGE, f"start_{source_key}", f"melt_start_{source_key}"),
         )
         lo = int(np.searchsorted(times, np.datetime64(start)))
         hi = int(np.searchsorted(times, np.datetime64(start + width.to_pytimedelta()), "right"))
     else:
+        wanted = owned.value(PAGE, f"start_{source_key}", 0)
+        if not 0 <= wanted <= len(frame) - width:
+            st.caption("Window start reset to the series' beginning (it was outside this range).")
+            wanted = owned.settings(PAGE)[f"start_{source_key}"] = 0
         lo = st.slider(
             "Window start (row)",
             0,
             len(frame) - width,
-            0,
+            wanted,
             key=f"melt_start_{source_key}",
-            help="Slide the window along the series.",
+            help="Slide the window along the series (kept per series).",
+            **owned.keep(PAGE, f"start_{source_key}", f"melt_start_{source_key}"),
         )
         hi = lo + width
 hi = max(hi, lo + 2)
@@ -128,9 +145,10 @@ if probability is not None:
         "NG threshold",
         0.0,
         1.0,
-        default,
+        owned.value(PAGE, f"threshold_{ref.name}", default),
         0.01,
         key=f"melt_threshold_{ref.name}",
+        **owned.keep(PAGE, f"threshold_{ref.name}", f"melt_threshold_{ref.name}"),
         help=f"Probability at or above which a step is called NG (the run chose {default:.2f}).",
     )
 
@@ -168,7 +186,13 @@ st.caption(
 )
 ng, ok = table["ng_positive"], table["ok_positive"]
 cols = st.columns(4)
-cols[0].metric("NG precision", f"{ng['precision']:.1%}", border=True)
+predicted_ng = int(np.sum(probability[scored] >= threshold))
+cols[0].metric(
+    "NG precision",
+    f"{ng['precision']:.1%}" if predicted_ng else "n/a",
+    help="Share of steps called NG that are NG; n/a when no step is called NG.",
+    border=True,
+)
 cols[1].metric("NG recall", f"{ng['recall']:.1%}", border=True)
 cols[2].metric("NG F1", f"{ng['f1']:.3f}", border=True)
 cols[3].metric("Accuracy", f"{table['accuracy']:.2%}", border=True)
