@@ -237,6 +237,21 @@ def _callbacks(
     return callbacks + ([epoch_logger] if epoch_logger is not None else [])
 
 
+def _fit_data(config: TrainConfig, train_items: Any, dataset: Any) -> tuple[Any, int, Any, Any]:
+    """(training data, steps per epoch, plain frame, plain data) for fit.
+
+    The training data repeats so an epoch has the recipe's steps (classification.smalldata).
+    The plain data are the unaugmented training images in a fixed random order, for BatchNorm
+    re-estimation and the guards: re-estimation reads the first batches, which must not all be
+    of one class (class folders come sorted).
+    """
+    train_data, steps = training_data(
+        lambda: dataset(train_items, True), len(train_items), config.batch_size, config.min_steps
+    )
+    plain_frame = train_items.sample(frac=1.0, random_state=config.seed)
+    return train_data, steps, plain_frame, dataset(plain_frame, False)
+
+
 def _class_weights(labels: np.ndarray, num_classes: int) -> dict[int, float]:
     """Balanced weights, n / (k * count), so rare classes count as much as common ones."""
     counts = np.bincount(labels, minlength=num_classes)
@@ -369,16 +384,7 @@ def train(config: TrainConfig, verbose: int | str = "auto") -> Path:
             run_dir=run_dir,
             job_type="train-classifier",
         )
-        train_data, steps = training_data(
-            lambda: dataset(train_items, True),
-            len(train_items),
-            config.batch_size,
-            config.min_steps,
-        )
-        # Unaugmented training images in a fixed random order: BatchNorm re-estimation reads
-        # its first batches, which must not all be of one class (class folders are sorted).
-        plain_frame = train_items.sample(frac=1.0, random_state=config.seed)
-        plain_train = dataset(plain_frame, False)
+        train_data, steps, plain_frame, plain_train = _fit_data(config, train_items, dataset)
         selection = epoch_selection(len(val_items))
         model.compile(
             optimizer=keras.optimizers.Adam(
