@@ -25,6 +25,7 @@ from classification.metrics import classification_report, format_report
 from classification.models import MODEL_NAMES, WEIGHTS, build_model, cam_layer_name
 from classification.predict import cam_targets
 from classification.splits import classifier_splits
+from imaging.preprocess import COLORS
 from store import (
     RunError,
     create_run_dir,
@@ -54,13 +55,15 @@ class TrainConfig:
     aug: str = "basic"
     epochs: int = 20
     batch_size: int = 32
-    img_size: int = 160
+    img_size: int | tuple[int, int] = 160
+    color: str = "gray"
     lr: float = 1e-3
     schedule: str = "cosine"
     seed: int = 0
     name: str | None = None
     wandb: bool = False
     weights: str = "none"
+    alpha: float = 1.0
     val_split: float = 0.15
     patience: int = 8
     jit_compile: bool = False
@@ -82,7 +85,18 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--epochs", type=int, default=defaults.epochs)
     parser.add_argument("--batch-size", type=int, default=defaults.batch_size)
-    parser.add_argument("--img-size", type=int, default=defaults.img_size, help="input side, px")
+    parser.add_argument(
+        "--img-size",
+        type=_img_size,
+        default=defaults.img_size,
+        help="model input: one side (160) or height x width (96x384), px",
+    )
+    parser.add_argument(
+        "--color",
+        default=defaults.color,
+        choices=COLORS,
+        help="gray: one channel; rgb: keep the colour of the images (three channels)",
+    )
     parser.add_argument("--lr", type=float, default=defaults.lr, help="peak Adam learning rate")
     parser.add_argument(
         "--schedule",
@@ -95,6 +109,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--name", help="run name under weights/ (default MODEL_AUG)")
     parser.add_argument("--weights", default=defaults.weights, choices=WEIGHTS)
     parser.add_argument(
+        "--alpha",
+        type=float,
+        default=defaults.alpha,
+        help="mobilenetv2 width multiplier (0.35, 0.5, 0.75, 1.0, 1.3, 1.4)",
+    )
+    parser.add_argument(
         "--val-split",
         type=float,
         default=defaults.val_split,
@@ -105,6 +125,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add_wandb_argument(parser)
     return parser
+
+
+def _img_size(text: str) -> int | tuple[int, int]:
+    """argparse type for --img-size: 160 or 96x384 (height x width)."""
+    from imaging.preprocess import PreprocessError, parse_size
+
+    try:
+        height, width = parse_size(text)
+    except PreprocessError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return height if height == width else (height, width)
 
 
 def _class_setup(spec: Any) -> tuple[list[str], str]:
@@ -184,12 +215,12 @@ def _class_weights(labels: np.ndarray, num_classes: int) -> dict[int, float]:
     return {i: float(w) for i, w in enumerate(weights)}
 
 
-def _overlay(gray: np.ndarray, cam: np.ndarray) -> np.ndarray:
-    """Heatmap (JET) blended over a grayscale image, RGB uint8, for the W&B sample table."""
+def _overlay(image: np.ndarray, cam: np.ndarray) -> np.ndarray:
+    """Heatmap (JET) blended over a gray or RGB image, RGB uint8, for the W&B sample table."""
     import cv2
 
     heat = cv2.applyColorMap(np.uint8(np.clip(cam, 0, 1) * 255), cv2.COLORMAP_JET)
-    base = cv2.cvtColor(gray, cv2.COLOR_GRAY2BGR)
+    base = cv2.cvtColor(image, cv2.COLOR_GRAY2BGR if image.ndim == 2 else cv2.COLOR_RGB2BGR)
     return cv2.cvtColor(cv2.addWeighted(base, 0.6, heat, 0.4, 0), cv2.COLOR_BGR2RGB)
 
 
@@ -206,7 +237,7 @@ def _sample_rows(
     columns = ["file", "true", "predicted", "defect_probability", "image"]
     normal_index = class_names.index(normal)
     predicted = probabilities.argmax(axis=1)
-    gray = [np.uint8(np.round(img[:, :, 0] * 255)) for img in x]
+    gray = [np.uint8(np.round((img[:, :, 0] if img.shape[2] == 1 else img) * 255)) for img in x]
     try:
         from explain import compute_cams
     except ImportError:
@@ -255,8 +286,15 @@ def train(config: TrainConfig, verbose: int | str = "auto") -> Path:
     class_names, normal = _class_setup(spec)
     spec, split_notes = classifier_splits(spec, val_fraction=config.val_split, seed=config.seed)
     train_items, val_items, test_items = (spec.split(s) for s in ("train", "val", "test"))
-    preprocess = Preprocess(size=config.img_size, **recipe.preprocess_overrides)
-    model = build_model(config.model, len(class_names), config.img_size, weights=config.weights)
+    preprocess = Preprocess(size=config.img_size, color=config.color, **recipe.preprocess_overrides)
+    model = build_model(
+        config.model,
+        len(class_names),
+        preprocess.shape,
+        weights=config.weights,
+        alpha=config.alpha,
+        channels=preprocess.channels,
+    )
 
     def labels_of(frame: Any) -> np.ndarray:
         return np.array([class_names.index(c) for c in frame.label], dtype=np.int64)
@@ -354,7 +392,8 @@ def train(config: TrainConfig, verbose: int | str = "auto") -> Path:
             "model": config.model,
             "aug": config.aug,
             "aug_description": recipe.description,
-            "img_size": config.img_size,
+            "img_size": preprocess.to_dict()["size"],
+            "color": preprocess.color,
             "class_names": class_names,
             "normal_class": normal,
             "preprocess": preprocess.to_dict(),
@@ -363,6 +402,7 @@ def train(config: TrainConfig, verbose: int | str = "auto") -> Path:
                 "root": str(spec.root),
                 "layout": spec.layout,
                 "fingerprint": spec.fingerprint(),
+                "pixel_stats": spec.pixel_stats(),
                 "counts": spec.counts(),
                 "split_notes": split_notes,
             },
@@ -374,6 +414,7 @@ def train(config: TrainConfig, verbose: int | str = "auto") -> Path:
             "lr": config.lr,
             "schedule": config.schedule,
             "weights": config.weights,
+            "alpha": config.alpha,
             "val_split": config.val_split,
             "class_weight": {class_names[i]: w for i, w in class_weight.items()},
             "train_seconds": round(train_seconds, 1),
