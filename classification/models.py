@@ -1,7 +1,8 @@
 """The classifier zoo: one small CNN built for Grad-CAM, and Keras application backbones.
 
 Every model takes float32 (height, width, channels) in [0, 1], grayscale (1 channel) or RGB (3),
-square or not, and ends in a softmax over the run's class names (binary = 2 outputs). Backbones get their 3 channels and input range from
+square or not, and ends in a softmax over the run's class names (binary = 2 outputs).
+Backbones get their 3 channels and input range from
 built-in layers inside the model, so saved runs load with Keras safe mode (no Lambda layers).
 """
 
