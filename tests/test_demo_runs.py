@@ -43,6 +43,28 @@ def test_every_demo_kind_is_committed():
     kinds = {store.load_run(DEMO_WEIGHTS / n).kind for n in DEMO_RUNS}
     assert kinds == {"classifier", "autoencoder", "lstm"}
     assert {"demo_basic", "demo_noise", "demo_heavy", "demo_crop", "demo_flip"} <= set(DEMO_RUNS)
+    assert "demo_mobilenetv2" in DEMO_RUNS
+
+
+def test_committed_weights_stay_under_25_mb():
+    total = sum(p.stat().st_size for p in DEMO_WEIGHTS.glob("demo_*/**/*") if p.is_file())
+    assert total < 25 * 2**20, total
+
+
+def test_mobilenetv2_demo_is_a_real_backbone_explainable_inside_residual_blocks():
+    import explain
+
+    run = store.load_run(DEMO_WEIGHTS / "demo_mobilenetv2")
+    assert (run.info["model"], run.info["weights"], run.info["alpha"]) == (
+        "mobilenetv2",
+        "none",
+        0.35,
+    )
+    model = run.load_model()
+    layers = explain.candidate_layers(model)
+    assert run.info["cam_layer"] == layers[-1] == "out_relu"
+    routes = {explain.get_explainer(model, "gradcam", n).route for n in layers[::10]}
+    assert routes == {"fast", "fallback"}
 
 
 def test_demo_data_matches_the_fingerprint_the_runs_were_trained_on(demo_spec):
