@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 PORT ?= 8501
 
-.PHONY: install run test demo lint format browser bench learning-curve clean-data
+.PHONY: install run test demo lint format browser postgres serve bench learning-curve clean-data
 
 install: $(STAMP)
 
@@ -27,29 +27,49 @@ browser:
 		else echo "chromium missing: run 'sudo apt-get install chromium' for the browser tests"; fi; \
 	fi
 
-test: install browser
+# The line service on the demo runs (docs/serve.md); needs DEFECTLENS_API_TOKEN in the environment.
+SERVE_PORT ?= 8000
+serve: install
+	$(PY) -m serve --classifier demo_flip --autoencoder demo_anomaly --port $(SERVE_PORT)
+
+# The review-log tests start a throwaway PostgreSQL server; install Debian's when missing.
+postgres:
+	@if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then \
+		if [ "$$(id -u)" = 0 ]; then \
+			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null; \
+		else echo "postgresql missing: run 'sudo apt-get install postgresql' for the review-log tests"; fi; \
+	fi
+
+test: install browser postgres
 	$(PY) -m pytest -n 2 --dist loadfile
 
 # Demo data and runs: the committed weights/demo_* and samples/ are rebuilt by this target.
 # flip is the demo recipe and is trained last, so the dashboard opens on it (newest run first).
 DEMO_RECIPES ?= basic noise heavy crop flip
 DEMO_CLS_ARGS ?= --model simple_cnn --img-size 160 --epochs 20 --patience 20 --lr 1e-3 --schedule cosine --seed 0
+# A real backbone for the explanation pages: MobileNetV2 (width 0.35, no ImageNet weights),
+# trained before the recipes so flip stays the newest run.
+DEMO_MNV2_ARGS ?= --model mobilenetv2 --alpha 0.35 --weights none --img-size 96 --aug flip --epochs 5 --patience 5 --batch-size 16 --lr 3e-3 --schedule cosine --seed 0
+# The anomaly demo is PatchCore on the features of demo_flip (trained just before it; see docs/anomaly.md).
+DEMO_ANOMALY_ARGS ?= --model patchcore --backbone-run demo_flip --img-size 160 --coreset 1000 --feature-dim 64 --sigma 2 --seed 0
 
 demo: install
 	$(PY) -m synthetic casting --out data/casting --n 2000 --seed 0 --overwrite
 	$(PY) -m synthetic casting --out samples/casting --n 48 --seed 1 --overwrite
 	$(PY) -m synthetic melting --out data/melting.csv --rows 300000 --seed 0
 	rm -rf weights/demo_*
+	$(PY) classification/train.py --data data/casting --name demo_mobilenetv2 $(DEMO_MNV2_ARGS)
 	for aug in $(DEMO_RECIPES); do \
 		$(PY) classification/train.py --data data/casting --aug $$aug --name demo_$$aug $(DEMO_CLS_ARGS) || exit 1; \
 	done
-	$(PY) anomaly/train.py --data data/casting --name demo_anomaly --model draem --epochs 60 --steps 25 --patience 60 --time-limit 300
+	$(PY) anomaly/train.py --data data/casting --name demo_anomaly $(DEMO_ANOMALY_ARGS)
 	$(PY) meltingtank/train.py --csv data/melting.csv --name demo_lstm --epochs 15 --patience 4 --batch-size 256
 	$(PY) -m synthetic sheet --out docs/images/synthetic_casting.png
 
 lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/hadolint Dockerfile
 
 format: install
 	$(VENV)/bin/ruff format .

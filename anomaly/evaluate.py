@@ -1,10 +1,12 @@
-"""Image AUROC, pixel AUROC against masks, and F1 at the run's own threshold.
+"""Image AUROC, pixel AUROC and AUPRO against masks, and F1 at the run's own thresholds.
 
     python -m anomaly.evaluate --run RUN --data DIR [--split test] [--out FILE.json]
 
 Pixel AUROC is computed on the original image grid (maps are brought back with the run's
 preprocessing) over good and defective images alike, as in MVTec AD; scores are accumulated in
-fine histograms so memory does not grow with the data set.
+fine histograms so memory does not grow with the data set. AUPRO (per-region overlap up to
+30 % false-positive rate, anomaly.localize) uses the same histograms per true defect region.
+Runs with a pixel threshold also get pixel precision, recall and F1 of their predicted masks.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from sklearn.metrics import confusion_matrix, f1_score, precision_score, recall_
 from tqdm import tqdm
 
 import store
+from anomaly.localize import AuproAccumulator, predicted_mask
 from anomaly.scoring import AnomalyDetector, is_anomalous
 from imaging import ImageError, discover, image_size, read_image
 from store.cli_errors import atomic_output, check_output_file, cli_main
@@ -151,6 +154,9 @@ def _pixel_metrics(detector, items, maps, shapes) -> dict[str, Any]:
     top = max(float(maps[i].max()) for i in usable) or 1.0
     edges = np.linspace(0.0, top, _BINS + 1)
     pos, neg = np.zeros(_BINS), np.zeros(_BINS)
+    pro = AuproAccumulator(edges=edges)
+    pixel_threshold = getattr(detector, "pixel_threshold", None)
+    counts = np.zeros(3)  # true positive, false positive, false negative pixels
     for i in usable:
         full = detector.preprocess.cam_to_original(maps[i], shapes[i])
         if items.at[i, "is_defect"]:
@@ -159,7 +165,25 @@ def _pixel_metrics(detector, items, maps, shapes) -> dict[str, Any]:
             mask = np.zeros(shapes[i], bool)
         pos += np.histogram(full[mask], edges)[0]
         neg += np.histogram(full[~mask], edges)[0]
-    return {"pixel_auroc": binned_auroc(pos, neg), "pixel_images": len(usable)}
+        pro.add(full, mask)
+        if pixel_threshold is not None:
+            pred = predicted_mask(full, pixel_threshold)
+            counts += [np.sum(pred & mask), np.sum(pred & ~mask), np.sum(~pred & mask)]
+    out: dict[str, Any] = {
+        "pixel_auroc": binned_auroc(pos, neg),
+        "aupro": pro.result(0.3),
+        "aupro_max_fpr": 0.3,
+        "pixel_images": len(usable),
+    }
+    if pixel_threshold is not None:
+        tp, fp, fn = counts
+        out.update(
+            pixel_threshold=float(pixel_threshold),
+            pixel_precision=float(tp / max(tp + fp, 1)),
+            pixel_recall=float(tp / max(tp + fn, 1)),
+            pixel_f1=float(2 * tp / max(2 * tp + fp + fn, 1)),
+        )
+    return out
 
 
 def evaluate_run(run: Any, data: str | Path, split: str = "test") -> dict[str, Any]:
@@ -188,7 +212,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"{args.split}: {metrics['n_images']} images ({metrics['n_defective']} defective), "
         f"{len(metrics['unreadable'])} unreadable\n"
         f"  image AUROC {fmt(metrics['image_auroc'])}, pixel AUROC {fmt(metrics['pixel_auroc'])}, "
+        f"AUPRO {fmt(metrics.get('aupro'))}, "
         f"F1 {fmt(metrics.get('f1'))} at threshold {fmt(metrics.get('threshold'))}"
+        + (
+            f"\n  pixel F1 {fmt(metrics['pixel_f1'])} at pixel threshold "
+            f"{fmt(metrics['pixel_threshold'])}"
+            if metrics.get("pixel_f1") is not None
+            else ""
+        )
     )
     for t, auc in metrics["image_auroc_by_type"].items():
         print(f"  {t:>12}: image AUROC {auc:.3f}")

@@ -68,7 +68,7 @@ def predict_files(
     progress: bool = True,
 ) -> pd.DataFrame:
     """One row per file (COLUMNS); unreadable files carry the reason in `error`."""
-    detector = run if isinstance(run, AnomalyDetector) else AnomalyDetector.from_run(run)
+    detector = run if hasattr(run, "score_arrays") else AnomalyDetector.from_run(run)
     if batch_size < 1:
         raise CliInputError(f"batch size must be at least 1, got {batch_size}")
     if maps_dir is not None:

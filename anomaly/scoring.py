@@ -288,10 +288,15 @@ class AnomalyDetector:
     stats: ErrorStats | None = None
     threshold: float | None = None
     batch_size: int = 32
+    pixel_threshold: float | None = None
 
     @classmethod
-    def from_run(cls, run: Any) -> AnomalyDetector:
-        """Rebuild from a run (name, path or store.Run) of kind "autoencoder"."""
+    def from_run(cls, run: Any) -> Any:
+        """Rebuild from a run (name, path or store.Run) of kind "autoencoder" (anomaly runs).
+
+        PatchCore and PaDiM runs open as `anomaly.feature_detector.FeatureDetector`, which
+        offers the same interface.
+        """
         import store
         from imaging import Preprocess
 
@@ -300,6 +305,10 @@ class AnomalyDetector:
         if run.kind != "autoencoder":
             raise ScoringError(f"run {run.name!r} is a {run.kind} run; pick an autoencoder run")
         run.check_complete()
+        if run.info.get("model") in ("patchcore", "padim"):
+            from anomaly.feature_detector import FeatureDetector
+
+            return FeatureDetector.from_run(run)
         config = ScoreConfig.from_dict(run.info.get("score", {}))
         stats = None
         if config.normalize:
@@ -313,6 +322,7 @@ class AnomalyDetector:
             config=config,
             stats=stats,
             threshold=run.info.get("threshold"),
+            pixel_threshold=run.info.get("pixel_threshold"),
         )
 
     @property
@@ -354,6 +364,15 @@ class AnomalyDetector:
             raise ScoringError("this run has no threshold; retrain or calibrate one")
         return is_anomalous(scores, self.threshold)
 
+    def boxes(self, amap: np.ndarray) -> list:
+        """Predicted defect regions of one map (model resolution); none without a recorded
+        pixel threshold (runs trained before localization)."""
+        if self.pixel_threshold is None:
+            return []
+        from anomaly.localize import mask_to_boxes, predicted_mask
+
+        return mask_to_boxes(predicted_mask(amap, self.pixel_threshold), amap, min_area=4)
+
 
 def score_images(
     run: Any, images: Sequence[Any]
@@ -366,7 +385,7 @@ def score_images(
     """
     from imaging import read_image
 
-    detector = run if isinstance(run, AnomalyDetector) else AnomalyDetector.from_run(run)
+    detector = run if hasattr(run, "score_arrays") else AnomalyDetector.from_run(run)
     decoded = [img if isinstance(img, np.ndarray) else read_image(img) for img in images]
     if not decoded:
         size = detector.preprocess.size

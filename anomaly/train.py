@@ -5,7 +5,10 @@ python anomaly/train.py --data DIR --name RUN [--model ae|draem] [--img-size 128
 --model ae: a plain convolutional autoencoder; the map is its reconstruction error.
 --model draem: DRAEM-lite (reconstructive autoencoder + discriminative U-Net) trained on good
 images carrying simulated defects (anomaly.pseudo_defects); the map is the segmented mask.
-Neither ever sees a real defect while learning.
+--model patchcore / padim: patch features of a backbone (--backbone-run CLASSIFIER_RUN, or
+--backbone mobilenetv2 --weights imagenet) in a coreset memory bank (nearest-neighbour
+distance) or per-position Gaussians (Mahalanobis distance); see anomaly.feature_train.
+None ever sees a real defect while learning (a --backbone-run classifier did: run.json says so).
 """
 
 from __future__ import annotations
@@ -24,7 +27,10 @@ import numpy as np
 
 import store
 from anomaly.evaluate import check_masks, evaluate_detector
+from anomaly.feature_train import FeatureData, fit_feature_run
+from anomaly.features import APPLICATIONS
 from anomaly.inputs import expand_image_args
+from anomaly.memory import METHODS as FEATURE_MODELS
 from anomaly.model import LOSSES, MODELS, build_autoencoder, build_draem, focal_dice_loss, get_loss
 from anomaly.normal_set import TrainingSetError, select_training_paths
 from anomaly.pseudo_defects import PseudoDefectConfig, corrupt_batch
@@ -85,6 +91,14 @@ class TrainConfig:
     clahe: bool = False
     images: list[str] | None = None
     wandb: bool = False
+    backbone_run: str | None = None
+    backbone: str | None = None
+    weights: str = "imagenet"
+    random_backbone: bool = False
+    feature_layers: tuple[str, ...] | None = None
+    feature_dim: int = 0
+    coreset: float = 2000
+    pixel_percentile: float = 99.9
 
 
 @dataclass
@@ -309,8 +323,10 @@ def train(config: TrainConfig) -> Path:
     spec = discover(config.data)
     requested = expand_image_args(config.images) if config.images else None
     good = split_good(select_training_paths(spec, requested), config.calib_frac, config.seed)
-    if config.model not in MODELS:
-        raise ScoringError(f"unknown model {config.model!r}; choose one of {', '.join(MODELS)}")
+    if config.model not in (*MODELS, *FEATURE_MODELS):
+        raise ScoringError(
+            f"unknown model {config.model!r}; choose one of {', '.join(MODELS + FEATURE_MODELS)}"
+        )
     preprocess = Preprocess(size=config.img_size, crop=config.crop, clahe=config.clahe)
     score_config = _resolve_scoring(config)
     if (spec.items["split"] == "test").any():
@@ -327,6 +343,9 @@ def train(config: TrainConfig) -> Path:
         len(x_stats),
         len(x_threshold),
     )
+    if config.model in FEATURE_MODELS:
+        data = FeatureData(x_train, x_stats, x_threshold, labelled)
+        return fit_feature_run(config, spec, good, preprocess, data)
 
     with store.run_folder(config.name) as run_dir:
         tracker = start_tracking(
@@ -434,9 +453,53 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--model",
-        choices=MODELS,
+        choices=(*MODELS, *FEATURE_MODELS),
         default=d.model,
-        help="ae: plain autoencoder; draem: autoencoder + segmentation net on simulated defects",
+        help="ae: plain autoencoder; draem: autoencoder + segmentation net on simulated defects;"
+        "\npatchcore: coreset memory bank of patch features; padim: per-position Gaussians",
+    )
+    p.add_argument(
+        "--backbone-run",
+        help="patchcore/padim: classifier run whose conv layers give the features (recorded)",
+    )
+    p.add_argument(
+        "--backbone",
+        choices=sorted(APPLICATIONS),
+        help="patchcore/padim: a keras.applications network instead (needs --weights imagenet)",
+    )
+    p.add_argument(
+        "--weights",
+        choices=("imagenet",),
+        default=d.weights,
+        help="weights of --backbone (downloaded by Keras: needs internet once)",
+    )
+    p.add_argument(
+        "--random-backbone",
+        action="store_true",
+        help="patchcore/padim: --backbone-run's architecture, freshly initialised (a baseline)",
+    )
+    p.add_argument(
+        "--feature-layers",
+        type=lambda text: tuple(v for v in text.split(",") if v),
+        help="patchcore/padim: backbone layers, comma-separated (default: two mid layers)",
+    )
+    p.add_argument(
+        "--feature-dim",
+        type=int,
+        default=d.feature_dim,
+        help="patchcore/padim: project features onto this many principal components (0: keep)",
+    )
+    p.add_argument(
+        "--coreset",
+        type=float,
+        default=d.coreset,
+        help="patchcore: memory bank size (rows), or a fraction of all patches if < 1",
+    )
+    p.add_argument(
+        "--pixel-percentile",
+        type=float,
+        default=d.pixel_percentile,
+        help="patchcore/padim: pixel threshold = this percentile of good parts' map values",
     )
     p.add_argument("--img-size", type=positive_int, default=d.img_size)
     p.add_argument("--epochs", type=positive_int, default=d.epochs)

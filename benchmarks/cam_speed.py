@@ -1,10 +1,14 @@
 """Grad-CAM throughput in one process: tf-keras-vis per image and per batch, ours, and the floor.
 
 The floor is one compiled forward pass of the same model on the same batch: Grad-CAM needs
-that plus a backward pass through the head, so it cannot be cheaper. Numbers are images/s,
-medians over repeats after a warm-up; compare the ratios, these machines are shared.
+that plus a backward pass through the head, so it cannot be cheaper. The "residual" rows target
+a layer inside a residual block (a skip connection crosses it), where explain cannot split the
+model and takes its fallback route: one pass of Model(inputs, [layer, output]) under the tape.
+Numbers are images/s, medians over repeats after a warm-up; compare the ratios, these machines
+are shared (the load average before and after is recorded).
 
     python benchmarks/cam_speed.py [--models mobilenetv2 simple_cnn] [--run RUN] [--batch 32]
+        [--residual mobilenetv2 resnet50]
 """
 
 from __future__ import annotations
@@ -33,14 +37,29 @@ RESULTS = Path(__file__).resolve().parent / "results" / "cam_speed.json"
 log = logging.getLogger("cam_speed")
 
 
-def build_models(names: list[str], size: int, run: str | None) -> list[tuple[str, object, str]]:
-    """(label, model, cam layer) for each model: the classifier zoo with weights none, or a run."""
+# A layer inside a residual block of each family: the block's input skips over it to the add.
+RESIDUAL_LAYERS = {
+    "mobilenetv2": "block_14_depthwise_relu",
+    "resnet50": "conv4_block3_2_relu",
+    "efficientnetb0": "block6b_activation",
+}
+
+
+def build_models(
+    names: list[str], size: int, run: str | None, residual: list[str] | None = None
+) -> list[tuple[str, object, str]]:
+    """(label, model, cam layer) for each model: the classifier zoo with weights none, or a run;
+    then the `residual` families at their RESIDUAL_LAYERS layer."""
     from classification.models import build_model, cam_layer_name
 
-    models = []
+    models, built = [], {}
     for name in names:
-        model = build_model(name, num_classes=2, img_size=size, weights="none")
-        models.append((f"{name} {size}px", model, cam_layer_name(name)))
+        built[name] = build_model(name, num_classes=2, img_size=size, weights="none")
+        models.append((f"{name} {size}px", built[name], cam_layer_name(name)))
+    for name in residual or []:
+        model = built.get(name) or build_model(name, num_classes=2, img_size=size, weights="none")
+        layer = RESIDUAL_LAYERS[name]
+        models.append((f"{name} {size}px, residual-block layer", model, layer))
     if run:
         from store import load_run
 
@@ -119,6 +138,7 @@ def bench_model(
     check = explain.compute_cams(model, x[:4], layer=layer)
     return {
         "layer": layer,
+        "route": explain.get_explainer(model, "gradcam", layer).route,
         "batch": batch,
         "rows": rows,
         "ratios": ratios,
@@ -128,7 +148,7 @@ def bench_model(
 
 def print_table(results: dict) -> None:
     for label, res in results.items():
-        print(f"\n{label} (layer {res['layer']}, batch {res['batch']})")
+        print(f"\n{label} (layer {res['layer']}, {res['route']} route, batch {res['batch']})")
         print(f"  {'method':<28}{'images/s':>10}{'median s':>10}")
         for name, row in res["rows"].items():
             print(f"  {name:<28}{row['images_per_s']:>10.1f}{row['median_s']:>10.3f}")
@@ -139,6 +159,13 @@ def print_table(results: dict) -> None:
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", nargs="*", default=["mobilenetv2", "simple_cnn"])
+    parser.add_argument(
+        "--residual",
+        nargs="*",
+        default=["mobilenetv2", "resnet50"],
+        choices=sorted(RESIDUAL_LAYERS),
+        help="also time these families at a layer inside a residual block (fallback route)",
+    )
     parser.add_argument("--size", type=int, default=224)
     parser.add_argument("--run", help="also benchmark this classifier run from weights/")
     parser.add_argument("--batch", type=int, default=32)
@@ -149,16 +176,20 @@ def main(argv: list[str] | None = None) -> dict:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
 
+    load_before = os.getloadavg()
+    print(f"load average before: {load_before}")
     results = {}
-    for label, model, layer in build_models(args.models, args.size, args.run):
+    for label, model, layer in build_models(args.models, args.size, args.run, args.residual):
         log.info("benchmarking %s ...", label)
         results[label] = bench_model(
             model, layer, args.batch, args.repeats, args.per_image_repeats, args.jit
         )
     print_table(results)
+    print(f"\nload average before {load_before}, after {os.getloadavg()} ({os.cpu_count()} CPUs)")
     report = {
         "benchmark": "cam_speed",
         "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
+        "load_average": {"before": load_before, "after": os.getloadavg()},
         "machine": {
             "cpus": os.cpu_count(),
             "platform": platform.platform(),

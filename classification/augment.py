@@ -70,8 +70,10 @@ class Recipe:
                 compose = local.compose
                 compose.set_random_seed(int(rng.integers(2**31)))
             # ISONoise only accepts 3 channels; the rest work the same on replicated grayscale.
-            rgb = cv2.cvtColor(_as_gray_u8(image), cv2.COLOR_GRAY2RGB)
-            return cv2.cvtColor(compose(image=rgb)["image"], cv2.COLOR_RGB2GRAY)
+            gray = _as_u8(image).ndim == 2
+            rgb = cv2.cvtColor(image, cv2.COLOR_GRAY2RGB) if gray else image
+            out = _keep_shape(compose(image=rgb)["image"], image.shape)
+            return cv2.cvtColor(out, cv2.COLOR_RGB2GRAY) if gray else out
 
         return augment
 
@@ -79,19 +81,29 @@ class Recipe:
         """Apply one random draw to a prepared uint8 image (for previews and tests)."""
         augment = self.augmenter()
         if augment is None:
-            return _as_gray_u8(image).copy()
+            return _as_u8(image).copy()
         return augment(
             image, rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
         )
 
 
-def _as_gray_u8(image: np.ndarray) -> np.ndarray:
-    if image.dtype != np.uint8 or image.ndim != 2:
+def _as_u8(image: np.ndarray) -> np.ndarray:
+    if image.dtype != np.uint8 or not (
+        image.ndim == 2 or (image.ndim == 3 and image.shape[2] == 3)
+    ):
         raise ValueError(
-            f"augmentation expects a prepared grayscale uint8 image (H, W), got "
+            f"augmentation expects a prepared uint8 image (H, W) or (H, W, 3), got "
             f"{image.dtype} {image.shape}; run imaging.Preprocess.prepare first"
         )
     return image
+
+
+def _keep_shape(out: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """A quarter turn of a non-square image swaps its sides: one more turn makes it a half
+    turn, which (with the flips) still covers every symmetry of a rectangle."""
+    if out.shape[:2] != shape[:2] and out.shape[:2] == shape[1::-1]:
+        out = np.ascontiguousarray(np.rot90(out))
+    return out
 
 
 RECIPES: dict[str, Recipe] = {

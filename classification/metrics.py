@@ -1,6 +1,6 @@
 """Classification metrics as pure functions: the numbers in metrics.json and the summary table.
 
-Defect is the positive class (METRICS.md). Every report names its positive class and the
+Defect is the positive class (docs/metrics.md). Every report names its positive class and the
 label order of its confusion matrix (rows = true, columns = predicted).
 """
 

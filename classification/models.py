@@ -1,7 +1,8 @@
 """The classifier zoo: one small CNN built for Grad-CAM, and Keras application backbones.
 
-Every model takes grayscale (size, size, 1) float32 in [0, 1] and ends in a softmax over the
-run's class names (binary = 2 outputs). Backbones get their 3 channels and input range from
+Every model takes float32 (height, width, channels) in [0, 1], grayscale (1 channel) or RGB (3),
+square or not, and ends in a softmax over the run's class names (binary = 2 outputs).
+Backbones get their 3 channels and input range from
 built-in layers inside the model, so saved runs load with Keras safe mode (no Lambda layers).
 """
 
@@ -76,10 +77,25 @@ def cam_layer_name(name: str) -> str:
 
 
 def build_model(
-    name: str, num_classes: int, img_size: int, weights: str = "none", dropout: float = 0.3
+    name: str,
+    num_classes: int,
+    img_size: int | tuple[int, int],
+    weights: str = "none",
+    dropout: float = 0.3,
+    alpha: float = 1.0,
+    channels: int = 1,
 ) -> keras.Model:
-    """Build an uncompiled classifier `name` for (img_size, img_size, 1) input."""
+    """Build an uncompiled classifier `name` for (H, W, channels) input.
+
+    img_size: one side (square) or (height, width). channels: 1 (gray) or 3 (RGB).
+    alpha: MobileNetV2's width multiplier (0.35, 0.5, 0.75, 1.0, 1.3, 1.4); 1.0 for the others.
+    """
     _check_name(name)
+    shape = _input_shape(img_size, channels)
+    if not alpha > 0:
+        raise ModelError(f"--alpha {alpha}: the width multiplier must be positive")
+    if alpha != 1.0 and name != "mobilenetv2":
+        raise ModelError(f"--alpha {alpha}: only mobilenetv2 has a width multiplier")
     if num_classes < 2:
         raise ModelError(f"a classifier needs at least 2 classes, got {num_classes}")
     if weights not in WEIGHTS:
@@ -87,8 +103,18 @@ def build_model(
     if name == "simple_cnn":
         if weights == "imagenet":
             raise ModelError("simple_cnn has no ImageNet weights: use --weights none")
-        return _simple_cnn(num_classes, img_size, dropout)
-    return _backbone_model(name, num_classes, img_size, weights, dropout)
+        return _simple_cnn(num_classes, shape, dropout)
+    return _backbone_model(name, num_classes, shape, weights, dropout, alpha)
+
+
+def _input_shape(img_size, channels: int) -> tuple[int, int, int]:
+    if channels not in (1, 3):
+        raise ModelError(f"channels must be 1 (gray) or 3 (rgb), got {channels!r}")
+    if isinstance(img_size, list | tuple):
+        if len(img_size) != 2:
+            raise ModelError(f"img_size must be one side or (height, width), got {img_size!r}")
+        return int(img_size[0]), int(img_size[1]), channels
+    return int(img_size), int(img_size), channels
 
 
 def _check_name(name: str) -> None:
@@ -105,11 +131,11 @@ def _conv_block(x, filters: int, name: str, pool: bool):
     return x
 
 
-def _simple_cnn(num_classes: int, img_size: int, dropout: float) -> keras.Model:
+def _simple_cnn(num_classes: int, shape: tuple[int, int, int], dropout: float) -> keras.Model:
     """Four conv stages down to 1/8 of the input (28x28 at 224 px) so CAMs keep their detail."""
-    if img_size < 16:
-        raise ModelError(f"simple_cnn needs images of at least 16 px, got {img_size}")
-    inputs = keras.Input((img_size, img_size, 1), name="image")
+    if min(shape[:2]) < 16:
+        raise ModelError(f"simple_cnn needs images of at least 16 px, got {shape[0]}x{shape[1]}")
+    inputs = keras.Input(shape, name="image")
     x = layers.Conv2D(24, 5, strides=2, padding="same", use_bias=False, name="stem_conv")(inputs)
     x = layers.BatchNormalization(momentum=BN_MOMENTUM, name="stem_bn")(x)
     x = layers.Activation("relu", name="stem_relu")(x)
@@ -128,40 +154,57 @@ def _simple_cnn(num_classes: int, img_size: int, dropout: float) -> keras.Model:
     return keras.Model(inputs, outputs, name="simple_cnn")
 
 
-def _weights_file(spec: Backbone, img_size: int) -> str:
-    rows = img_size if img_size in (96, 128, 160, 192, 224) else 224
+def _weights_file(spec: Backbone, shape: tuple[int, ...]) -> str:
+    rows = shape[0] if shape[0] == shape[1] and shape[0] in (96, 128, 160, 192, 224) else 224
     return spec.weights_file.format(rows=rows)
 
 
 def _backbone_model(
-    name: str, num_classes: int, img_size: int, weights: str, dropout: float
+    name: str,
+    num_classes: int,
+    shape: tuple[int, int, int],
+    weights: str,
+    dropout: float,
+    alpha: float = 1.0,
 ) -> keras.Model:
-    if img_size < MIN_BACKBONE_SIZE:
-        raise ModelError(f"{name} needs images of at least {MIN_BACKBONE_SIZE} px, got {img_size}")
+    if min(shape[:2]) < MIN_BACKBONE_SIZE:
+        raise ModelError(
+            f"{name} needs images of at least {MIN_BACKBONE_SIZE} px, got {shape[0]}x{shape[1]}"
+        )
     spec = BACKBONES[name]
-    inputs = keras.Input((img_size, img_size, 1), name="image")
-    x = layers.Concatenate(name="gray_to_rgb")([inputs, inputs, inputs])
+    inputs = keras.Input(shape, name="image")
+    x = inputs
+    if shape[2] == 1:
+        x = layers.Concatenate(name="gray_to_rgb")([inputs, inputs, inputs])
     x = layers.Rescaling(spec.scale, name="to_backbone_range")(x)
     if isinstance(spec.offset, tuple):
         x = layers.Normalization(mean=[-o for o in spec.offset], variance=[1.0] * 3, name="mean")(x)
     elif spec.offset:
         x = layers.Rescaling(1.0, offset=spec.offset, name="shift")(x)
     builder = getattr(keras.applications, spec.builder)
+    width = {"alpha": alpha} if name == "mobilenetv2" else {}
     try:
         backbone = builder(
+            **width,
             include_top=False,
             weights=None if weights == "none" else "imagenet",
             input_tensor=x,
-            input_shape=(img_size, img_size, 3),
+            input_shape=(*shape[:2], 3),
         )
     except Exception as exc:
         if weights != "imagenet":
             raise
-        target = Path("~/.keras/models") / _weights_file(spec, img_size)
+        target = Path("~/.keras/models") / _weights_file(spec, shape)
         raise WeightsUnavailableError(
             f"could not download ImageNet weights for {name}: no internet? use --weights none "
             f"or place the file in {target} ({type(exc).__name__}: {exc})"
         ) from exc
+    if weights == "none":
+        # Trained from scratch on a few thousand images: the applications' 0.99/0.999 momentum
+        # would leave the moving statistics at their initial values (validation at chance).
+        for layer in backbone.layers:
+            if isinstance(layer, layers.BatchNormalization):
+                layer.momentum = BN_MOMENTUM
     x = layers.GlobalAveragePooling2D(name="gap")(backbone.output)
     x = layers.Dropout(dropout, name="dropout")(x)
     outputs = layers.Dense(num_classes, activation="softmax", name="predictions")(x)

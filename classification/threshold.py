@@ -15,11 +15,10 @@ import argparse
 import logging
 import sys
 
-from classification.evaluation import EvaluationError, calibrate_run
+from classification.evaluation import calibrate_run
 from classification.metrics import format_report
 from classification.operating_point import DEFAULT_POLICY, PolicyError, parse_policy
-from imaging import DatasetError
-from store import RunError
+from store.cli_errors import cli_main
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -38,6 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+@cli_main
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -46,11 +46,7 @@ def main(argv: list[str] | None = None) -> int:
     except PolicyError as exc:
         parser.exit(2, f"error: --policy: {exc}\n")
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    try:
-        report = calibrate_run(args.run, args.policy, data=args.data, set_by=args.by)
-    except (EvaluationError, PolicyError, DatasetError, RunError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    report = calibrate_run(args.run, args.policy, data=args.data, set_by=args.by)
     print(format_report(report))
     return 0
 

@@ -42,7 +42,8 @@ from classification.smalldata import (
     training_data,
 )
 from classification.splits import classifier_splits
-from classification.transfer import TransferError, init_from_run
+from classification.transfer import init_from_run
+from imaging.preprocess import COLORS
 from store import (
     create_run_dir,
     health_record,
@@ -74,13 +75,15 @@ class TrainConfig:
     aug: str = "basic"
     epochs: int = 20
     batch_size: int = 32
-    img_size: int = 160
+    img_size: int | tuple[int, int] = 160
+    color: str = "gray"
     lr: float = 1e-3
     schedule: str = "cosine"
     seed: int = 0
     name: str | None = None
     wandb: bool = False
     weights: str = "none"
+    alpha: float = 1.0
     val_split: float = 0.15
     patience: int = 8
     threshold: str = DEFAULT_POLICY
@@ -99,14 +102,25 @@ def build_parser() -> argparse.ArgumentParser:
         description=__doc__.split("\n\n")[0],
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    parser.add_argument("--data", help="data set folder or CSV manifest (see DATA.md)")
+    parser.add_argument("--data", help="data set folder or CSV manifest (see docs/data.md)")
     parser.add_argument("--model", default=defaults.model, choices=MODEL_NAMES)
     parser.add_argument(
         "--aug", default=defaults.aug, help=f"recipe: {', '.join(RECIPES)}, or `list`"
     )
     parser.add_argument("--epochs", type=int, default=defaults.epochs)
     parser.add_argument("--batch-size", type=int, default=defaults.batch_size)
-    parser.add_argument("--img-size", type=int, default=defaults.img_size, help="input side, px")
+    parser.add_argument(
+        "--img-size",
+        type=_img_size,
+        default=defaults.img_size,
+        help="model input: one side (160) or height x width (96x384), px",
+    )
+    parser.add_argument(
+        "--color",
+        default=defaults.color,
+        choices=COLORS,
+        help="gray: one channel; rgb: keep the colour of the images (three channels)",
+    )
     parser.add_argument("--lr", type=float, default=defaults.lr, help="peak Adam learning rate")
     parser.add_argument(
         "--schedule",
@@ -118,6 +132,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--seed", type=int, default=defaults.seed)
     parser.add_argument("--name", help="run name under weights/ (default MODEL_AUG)")
     parser.add_argument("--weights", default=defaults.weights, choices=WEIGHTS)
+    parser.add_argument(
+        "--alpha",
+        type=float,
+        default=defaults.alpha,
+        help="mobilenetv2 width multiplier (0.35, 0.5, 0.75, 1.0, 1.3, 1.4)",
+    )
     parser.add_argument(
         "--val-split",
         type=float,
@@ -155,6 +175,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add_wandb_argument(parser)
     return parser
+
+
+def _img_size(text: str) -> int | tuple[int, int]:
+    """argparse type for --img-size: 160 or 96x384 (height x width)."""
+    from imaging.preprocess import PreprocessError, parse_size
+
+    try:
+        height, width = parse_size(text)
+    except PreprocessError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return height if height == width else (height, width)
 
 
 def _class_setup(spec: Any) -> tuple[list[str], str]:
@@ -237,6 +268,21 @@ def _callbacks(
     return callbacks + ([epoch_logger] if epoch_logger is not None else [])
 
 
+def _fit_data(config: TrainConfig, train_items: Any, dataset: Any) -> tuple[Any, int, Any, Any]:
+    """(training data, steps per epoch, plain frame, plain data) for fit.
+
+    The training data repeats so an epoch has the recipe's steps (classification.smalldata).
+    The plain data are the unaugmented training images in a fixed random order, for BatchNorm
+    re-estimation and the guards: re-estimation reads the first batches, which must not all be
+    of one class (class folders come sorted).
+    """
+    train_data, steps = training_data(
+        lambda: dataset(train_items, True), len(train_items), config.batch_size, config.min_steps
+    )
+    plain_frame = train_items.sample(frac=1.0, random_state=config.seed)
+    return train_data, steps, plain_frame, dataset(plain_frame, False)
+
+
 def _class_weights(labels: np.ndarray, num_classes: int) -> dict[int, float]:
     """Balanced weights, n / (k * count), so rare classes count as much as common ones."""
     counts = np.bincount(labels, minlength=num_classes)
@@ -246,12 +292,12 @@ def _class_weights(labels: np.ndarray, num_classes: int) -> dict[int, float]:
     return {i: float(w) for i, w in enumerate(weights)}
 
 
-def _overlay(gray: np.ndarray, cam: np.ndarray) -> np.ndarray:
-    """Heatmap (JET) blended over a grayscale image, RGB uint8, for the W&B sample table."""
+def _overlay(image: np.ndarray, cam: np.ndarray) -> np.ndarray:
+    """Heatmap (JET) blended over a gray or RGB image, RGB uint8, for the W&B sample table."""
     import cv2
 
     heat = cv2.applyColorMap(np.uint8(np.clip(cam, 0, 1) * 255), cv2.COLORMAP_JET)
-    base = cv2.cvtColor(gray, cv2.COLOR_GRAY2BGR)
+    base = cv2.cvtColor(image, cv2.COLOR_GRAY2BGR if image.ndim == 2 else cv2.COLOR_RGB2BGR)
     return cv2.cvtColor(cv2.addWeighted(base, 0.6, heat, 0.4, 0), cv2.COLOR_BGR2RGB)
 
 
@@ -268,7 +314,7 @@ def _sample_rows(
     columns = ["file", "true", "predicted", "defect_probability", "image"]
     normal_index = class_names.index(normal)
     predicted = probabilities.argmax(axis=1)
-    gray = [np.uint8(np.round(img[:, :, 0] * 255)) for img in x]
+    gray = [np.uint8(np.round((img[:, :, 0] if img.shape[2] == 1 else img) * 255)) for img in x]
     try:
         from explain import compute_cams
     except ImportError:
@@ -340,8 +386,15 @@ def train(config: TrainConfig, verbose: int | str = "auto") -> Path:
     train_items, val_items, test_items = (spec.split(s) for s in ("train", "val", "test"))
     recipe, small_note = small_set_recipe(recipe, len(train_items), config.small_data == "auto")
     split_notes += [small_note] if small_note else []
-    preprocess = Preprocess(size=config.img_size, **recipe.preprocess_overrides)
-    model = build_model(config.model, len(class_names), config.img_size, weights=config.weights)
+    preprocess = Preprocess(size=config.img_size, color=config.color, **recipe.preprocess_overrides)
+    model = build_model(
+        config.model,
+        len(class_names),
+        preprocess.shape,
+        weights=config.weights,
+        alpha=config.alpha,
+        channels=preprocess.channels,
+    )
     transfer = init_from_run(model, config.model, config.init_from) if config.init_from else None
 
     def labels_of(frame: Any) -> np.ndarray:
@@ -369,16 +422,7 @@ def train(config: TrainConfig, verbose: int | str = "auto") -> Path:
             run_dir=run_dir,
             job_type="train-classifier",
         )
-        train_data, steps = training_data(
-            lambda: dataset(train_items, True),
-            len(train_items),
-            config.batch_size,
-            config.min_steps,
-        )
-        # Unaugmented training images in a fixed random order: BatchNorm re-estimation reads
-        # its first batches, which must not all be of one class (class folders are sorted).
-        plain_frame = train_items.sample(frac=1.0, random_state=config.seed)
-        plain_train = dataset(plain_frame, False)
+        train_data, steps, plain_frame, plain_train = _fit_data(config, train_items, dataset)
         selection = epoch_selection(len(val_items))
         model.compile(
             optimizer=keras.optimizers.Adam(
@@ -469,7 +513,8 @@ def train(config: TrainConfig, verbose: int | str = "auto") -> Path:
             "aug": config.aug,
             "aug_description": recipe.description,
             "aug_effective": recipe.name,
-            "img_size": config.img_size,
+            "img_size": preprocess.to_dict()["size"],
+            "color": preprocess.color,
             "class_names": class_names,
             "normal_class": normal,
             "preprocess": preprocess.to_dict(),
@@ -478,6 +523,7 @@ def train(config: TrainConfig, verbose: int | str = "auto") -> Path:
                 "root": str(spec.root),
                 "layout": spec.layout,
                 "fingerprint": spec.fingerprint(),
+                "pixel_stats": spec.pixel_stats(),
                 "counts": spec.counts(),
                 "split_notes": split_notes,
             },
@@ -492,6 +538,7 @@ def train(config: TrainConfig, verbose: int | str = "auto") -> Path:
             "schedule": config.schedule,
             "weights": config.weights,
             "init_from": transfer,
+            "alpha": config.alpha,
             "val_split": config.val_split,
             "class_weight": {class_names[i]: w for i, w in class_weight.items()},
             "train_seconds": round(train_seconds, 1),

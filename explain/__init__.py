@@ -25,9 +25,10 @@ def compute_cams(
 ) -> np.ndarray:
     """Heatmaps float32 (N, H, W) in [0, 1] at the images' size, for the predicted class by default.
 
-    methods: gradcam, gradcam++, scorecam, layercam, smoothgrad, saliency. layer: a name from
-    `candidate_layers(model)` (default `find_target_layer(model)`). backend "fast" is our compiled
-    batched path; "tf-keras-vis" calls tf-keras-vis' own classes (flat models only).
+    methods: gradcam, gradcam++, hirescam, xgradcam, eigencam, scorecam, layercam, smoothgrad,
+    saliency. layer: a name from `candidate_layers(model)` (default `find_target_layer(model)`).
+    backend "fast" is our compiled batched path; "tf-keras-vis" calls tf-keras-vis' own
+    classes (flat models only).
     kw: score ("auto" | "logit" | "probability"), batch_size, normalize, jit_compile,
     max_N (scorecam), smooth_samples / smooth_noise / seed (smoothgrad).
     """

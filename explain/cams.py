@@ -234,6 +234,55 @@ class LayerCAM(CAM):
         return tf.nn.relu(grads)
 
 
+class HiResCAM(CAM):
+    """HiResCAM (Draelos & Carin, 2020): gradients times activations position by position.
+
+    Unlike Grad-CAM it does not average the gradients first, so for a CNN whose head is global
+    average pooling plus a dense layer the map sums exactly to the class score (faithful).
+    """
+
+    name = "hirescam"
+
+    def cam_weights(self, acts, grads):
+        return grads
+
+
+class XGradCAM(CAM):
+    """XGradCAM (Fu et al., 2020): channel weights sum(grads * acts) / sum(acts) over space."""
+
+    name = "xgradcam"
+
+    def cam_weights(self, acts, grads):
+        total = tf.reduce_sum(acts, axis=(1, 2), keepdims=True)
+        weighted = tf.reduce_sum(grads * acts, axis=(1, 2), keepdims=True)
+        return weighted / (total + 1e-7)
+
+
+class EigenCAM(CAM):
+    """EigenCAM (Muhammad & Yeasin, 2020): the activations' first principal component.
+
+    Gradient-free and class-agnostic. Positions are centred per channel before the SVD (as
+    pytorch-grad-cam does); the sign of a principal component is arbitrary, so it is chosen to
+    correlate positively with the channel-summed activations (strongly activated regions hot).
+    """
+
+    name = "eigencam"
+
+    def raw_maps(self, x, wanted):
+        acts = self.features(x, training=False)
+        targets = self._targets(self._probabilities(x), wanted)
+        shape = tf.shape(acts)
+        flat = tf.reshape(acts, (shape[0], shape[1] * shape[2], shape[3]))
+        centred = flat - tf.reduce_mean(flat, axis=1, keepdims=True)
+        _, _, v = tf.linalg.svd(centred)
+        projection = tf.linalg.matvec(centred, v[:, :, 0])
+        energy = tf.reduce_sum(flat, axis=-1)
+        energy = energy - tf.reduce_mean(energy, axis=1, keepdims=True)
+        sign = tf.where(tf.reduce_sum(projection * energy, axis=1, keepdims=True) < 0, -1.0, 1.0)
+        maps = tf.reshape(projection * sign, (shape[0], shape[1], shape[2]))
+        return tf.nn.relu(maps), targets
+
+
 class ScoreCAM(CAM):
     """Score-CAM (Wang et al.): each channel, upsampled and min-max scaled, masks the input;
     the target-class probability of the masked image is that channel's weight (as tf-keras-vis).
@@ -332,7 +381,18 @@ class SmoothGrad(Saliency):
 
 
 METHODS: dict[str, type[CAM]] = {
-    cls.name: cls for cls in (GradCAM, GradCAMPlusPlus, ScoreCAM, LayerCAM, SmoothGrad, Saliency)
+    cls.name: cls
+    for cls in (
+        GradCAM,
+        GradCAMPlusPlus,
+        HiResCAM,
+        XGradCAM,
+        EigenCAM,
+        ScoreCAM,
+        LayerCAM,
+        SmoothGrad,
+        Saliency,
+    )
 }
 _CACHE: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 

@@ -1,4 +1,4 @@
-"""Heatmap quality, one small pure function per measure (see METRICS.md).
+"""Heatmap quality, one small pure function per measure (see docs/metrics.md).
 
 Conventions: `cam` is a float (H, W) map >= 0 (any scale), masks are boolean (H, W) of the same
 size, boxes are (x_min, y_min, x_max, y_max) with exclusive max. A map with no energy at all
@@ -8,7 +8,7 @@ entropy 1 (as flat as a map can be).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import cv2
@@ -223,45 +223,6 @@ def disagreement(cams: Sequence[np.ndarray], size: int = 64) -> float:
         corr = np.nan_to_num(np.corrcoef(flat), nan=0.0)
     pairs = np.triu_indices(len(cams), k=1)
     return float(np.mean(1.0 - corr[pairs]))
-
-
-def deletion_insertion_auc(
-    predict: Callable[[np.ndarray], np.ndarray],
-    image: np.ndarray,
-    cam: np.ndarray,
-    steps: int = 16,
-    baseline: np.ndarray | None = None,
-) -> tuple[float, float]:
-    """Deletion and insertion AUC (Petsiuk et al., RISE 2018) of one map.
-
-    Pixels are ranked by heat; deletion replaces the top fraction k/steps with `baseline`
-    (default zeros), insertion starts from the baseline and restores them. `predict` maps a
-    batch (B, *image.shape) to the target-class probability (B,). Returns trapezoid AUCs over
-    the fraction in [0, 1]: low deletion and high insertion mean a faithful map.
-    """
-    image = np.asarray(image, dtype=np.float32)
-    cam = _check(cam)
-    if cam.shape != image.shape[:2]:
-        raise ExplainError(f"cam shape {cam.shape} does not match image shape {image.shape}")
-    baseline = np.zeros_like(image) if baseline is None else np.asarray(baseline, np.float32)
-    order = np.argsort(-cam.ravel(), kind="stable")
-    counts = np.round(np.linspace(0, order.size, steps + 1)).astype(int)
-    deleted, inserted = [], []
-    for count in counts:
-        keep = np.zeros(order.size, dtype=bool)
-        keep[order[:count]] = True
-        keep = keep.reshape(cam.shape)
-        if image.ndim == 3:
-            keep = keep[..., None]
-        deleted.append(np.where(keep, baseline, image))
-        inserted.append(np.where(keep, image, baseline))
-    scores = np.asarray(predict(np.stack(deleted + inserted)), dtype=np.float64).ravel()
-    fractions = counts / order.size
-    half = len(counts)
-    return (
-        float(np.trapezoid(scores[:half], fractions)),
-        float(np.trapezoid(scores[half:], fractions)),
-    )
 
 
 def localization(

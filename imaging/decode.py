@@ -9,6 +9,7 @@ from __future__ import annotations
 import io
 import logging
 import os
+import re
 import stat
 import struct
 import warnings
@@ -232,8 +233,11 @@ def _open(label: str, data: bytes, max_pixels: int) -> Image.Image:
             raise ImageError(label, f"image has zero size ({size[0]}x{size[1]})") from None
         kind = _sniff(data)
         if kind:
+            # PIL names its in-memory buffer ("<_io.BytesIO object at 0x...>"): the same file
+            # must give the same message in every process.
+            reason = re.sub(r" ?<[^>]* at 0x[0-9a-f]+>", "", str(exc))
             raise ImageError(
-                label, f"file is truncated or its {kind} header is corrupt ({exc})"
+                label, f"file is truncated or its {kind} header is corrupt ({reason})"
             ) from None
         if isinstance(exc, UnidentifiedImageError):
             raise ImageError(

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -156,20 +155,47 @@ class DatasetSpec:
         return replace(self, items=items, class_names=[self.normal_class, defect_label])
 
     def fingerprint(self) -> str:
-        """Stable hash of relative paths, file sizes, labels and splits (not contents: fast)."""
+        """Hash of relative paths, labels, splits and image dimensions (width x height).
+
+        Identical on every machine for the same files: no compressed byte sizes (a PNG's size
+        follows the codec and the CPU's rounding of the rendered pixels) and no pixel values
+        (hashing floats is brittle); dimensions come from the headers, so it stays fast.
+        Pixel content is compared within a tolerance by `pixel_stats`.
+        """
         digest = hashlib.sha256()
         rows = []
         for path, label, split in zip(
             self.items["path"], self.items["label"], self.items["split"], strict=True
         ):
-            try:
-                size = os.stat(path).st_size
-            except OSError:
-                size = -1
-            rows.append(f"{_relative(path, self.root)}\t{size}\t{label}\t{split}")
+            width, height = _dimensions(path)
+            rows.append(f"{_relative(path, self.root)}\t{width}x{height}\t{label}\t{split}")
         for row in sorted(rows):
             digest.update(row.encode("utf-8") + b"\n")
         return digest.hexdigest()[:16]
+
+    def pixel_stats(self) -> dict[str, dict[str, float]]:
+        """Per split: images and mean / standard deviation of their grayscale pixels (0-255).
+
+        Recorded next to the fingerprint; two copies of a data set rendered on different CPUs
+        agree within a fraction of a grey level, a changed generator or file does not.
+        """
+        from imaging.decode import read_image, to_gray
+
+        stats = {}
+        for split in self.splits:
+            total = total_sq = count = 0.0
+            for path in self.split(split)["path"]:
+                gray = to_gray(read_image(path)).astype(np.float64)
+                total += gray.sum()
+                total_sq += np.square(gray).sum()
+                count += gray.size
+            mean = total / count
+            stats[split] = {
+                "images": int((self.items["split"] == split).sum()),
+                "mean": round(float(mean), 3),
+                "std": round(float(np.sqrt(max(total_sq / count - mean * mean, 0.0))), 3),
+            }
+        return stats
 
     def __repr__(self) -> str:
         counts = ", ".join(
@@ -236,6 +262,17 @@ def _relative(path: str, root: Path) -> str:
         return Path(path).relative_to(root).as_posix()
     except ValueError:
         return Path(path).as_posix()
+
+
+def _dimensions(path: str) -> tuple[int, int]:
+    """(width, height) from the image header, (-1, -1) when unreadable."""
+    from PIL import Image
+
+    try:
+        with Image.open(path) as img:
+            return img.size
+    except (OSError, ValueError, Image.DecompressionBombError):
+        return -1, -1
 
 
 def _is_image(path: Path) -> bool:

@@ -64,7 +64,7 @@ def _prepare_all(
 def load_images(
     paths: Sequence[Any], preprocess: Preprocess, workers: int | None = None
 ) -> tuple[np.ndarray, list[ImageError]]:
-    """Model input for inference: float32 (N_ok, size, size, 1) and one ImageError per bad input.
+    """Model input for inference: float32 (N_ok, H, W, C) and one ImageError per bad input.
 
     Items may be paths, bytes, file objects or decoded arrays. Rows keep the input order with
     the failed items left out; each error has `.source`, `.reason` and `.index` (its position in
@@ -75,7 +75,7 @@ def load_images(
     for error in errors:
         log.warning("skipping %s", error)
     if not good:
-        return np.zeros((0, preprocess.size, preprocess.size, 1), np.float32), errors
+        return np.zeros((0, *preprocess.input_shape), np.float32), errors
     return np.stack(good), errors
 
 
@@ -90,18 +90,16 @@ def _wants_rng(augment: Augment) -> bool:
     return len(positional) >= 2 or any(p.kind == inspect.Parameter.VAR_POSITIONAL for p in params)
 
 
-def _checked_augment(augment: Augment, size: int) -> Callable[..., np.ndarray]:
+def _checked_augment(augment: Augment, shape: tuple[int, ...]) -> Callable[..., np.ndarray]:
     with_rng = _wants_rng(augment)
 
     def run(u8: np.ndarray, seed: np.ndarray | None = None) -> np.ndarray:
         out = augment(u8, np.random.default_rng(int(seed))) if with_rng else augment(u8)
         out = np.asarray(out)
-        if out.ndim == 3 and out.shape[2] in (1, 3):
+        if len(shape) == 2 and out.ndim == 3 and out.shape[2] in (1, 3):
             out = to_gray(out.astype(np.uint8)) if out.dtype == np.uint8 else out[:, :, 0]
-        if out.dtype != np.uint8 or out.shape != (size, size):
-            raise ValueError(
-                f"augment must return uint8 ({size}, {size}), got {out.dtype} {out.shape}"
-            )
+        if out.dtype != np.uint8 or out.shape != shape:
+            raise ValueError(f"augment must return uint8 {shape}, got {out.dtype} {out.shape}")
         return out
 
     return run
@@ -122,7 +120,7 @@ def _check_labels(labels: Any, n: int) -> np.ndarray:
 def prepare_cache(
     paths: Sequence[str | Path], preprocess: Preprocess, workers: int | None = None
 ) -> np.ndarray:
-    """Decode + prepare every image once: uint8 (N, size, size); any bad file stops it, named."""
+    """Decode + prepare every image once: uint8 (N, H, W[, 3]); any bad file stops it, named."""
     start = time.perf_counter()
     prepared, errors = _prepare_all(list(paths), preprocess, workers)
     if errors:
@@ -133,13 +131,14 @@ def prepare_cache(
             "fix or remove them"
         )
     log.info(
-        "decoded and prepared %d images at %dpx in %.1fs",
+        "decoded and prepared %d images at %s px (%s) in %.1fs",
         len(prepared),
-        preprocess.size,
+        "x".join(map(str, preprocess.shape)),
+        preprocess.color,
         time.perf_counter() - start,
     )
     if not prepared:
-        return np.zeros((0, preprocess.size, preprocess.size), np.uint8)
+        return np.zeros((0, *preprocess.prepared_shape), np.uint8)
     return np.stack(prepared)
 
 
@@ -156,8 +155,8 @@ def make_tf_dataset(
 ) -> tf.data.Dataset:
     """The one tf.data input pipeline for training and evaluation.
 
-    Yields (float32 (B, size, size, 1), int32 (B,)) or images only when labels is None.
-    `augment` is `augment(u8) -> u8` or `augment(u8, rng) -> u8` on uint8 (size, size); the
+    Yields (float32 (B, H, W, C), int32 (B,)) or images only when labels is None.
+    `augment` is `augment(u8) -> u8` or `augment(u8, rng) -> u8` on uint8 (H, W[, 3]); the
     second form gets a numpy Generator seeded per element from `seed`, so augmentation is
     reproducible run to run while differing from epoch to epoch.
     """
@@ -169,7 +168,7 @@ def make_tf_dataset(
     if batch_size < 1:
         raise DatasetError(f"batch_size must be at least 1, got {batch_size}")
     label_array = None if labels is None else _check_labels(labels, len(paths))
-    size = preprocess.size
+    size = preprocess.prepared_shape
 
     if cache:
         images = tf.data.Dataset.from_tensor_slices(prepare_cache(paths, preprocess, workers))
@@ -187,7 +186,7 @@ def make_tf_dataset(
         u8 = tf.numpy_function(
             lambda p: _prepare_one(p.decode("utf-8"), preprocess), [path], tf.uint8
         )
-        return tf.ensure_shape(u8, (size, size))
+        return tf.ensure_shape(u8, size)
 
     if not cache:
         ds = ds.map(
@@ -203,7 +202,7 @@ def make_tf_dataset(
 
         def augmented(u8: tf.Tensor, element_seed: tf.Tensor) -> tf.Tensor:
             out = tf.numpy_function(run, [u8, element_seed], tf.uint8)
-            return tf.ensure_shape(out, (size, size))
+            return tf.ensure_shape(out, size)
 
         if label_array is None:
             ds = ds.map(augmented, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
@@ -216,7 +215,8 @@ def make_tf_dataset(
 
     def normalize(u8: tf.Tensor) -> tf.Tensor:
         # Same arithmetic as Preprocess.normalize, on the whole batch.
-        return tf.expand_dims(tf.cast(u8, tf.float32) / 255.0, -1)
+        scaled = tf.cast(u8, tf.float32) / 255.0
+        return tf.expand_dims(scaled, -1) if len(size) == 2 else scaled
 
     ds = ds.batch(batch_size)
     if label_array is None:

@@ -1,4 +1,4 @@
-"""Preprocessing recorded in a run and replayed at inference: gray, crop, CLAHE, resize, scale.
+"""Preprocessing recorded in a run and replayed at inference: colour, crop, CLAHE, resize, scale.
 
 Training, the app and batch prediction all call the same `Preprocess`, rebuilt from run.json with
 `Preprocess.from_dict`, so a model never sees pixels prepared differently from its training data.
@@ -18,6 +18,7 @@ from imaging.decode import to_gray
 
 _CLAHE_CLIP = 2.0
 _CLAHE_TILES = (8, 8)
+COLORS = ("gray", "rgb")
 
 
 class PreprocessError(ValueError):
@@ -28,20 +29,23 @@ class PreprocessError(ValueError):
 class Preprocess:
     """How raw pixels become model input.
 
-    size: side of the square model input. crop: centre crop applied before resizing; the same
-    margin, (1 - crop) / 2 of the shorter side, is cut from every edge, so 1.0 keeps everything
-    and a square image keeps a crop x crop fraction. clahe: local contrast equalisation.
+    size: the model input, one side (square) or (height, width); "96x384" also parses.
+    crop: centre crop applied before resizing; the same margin, (1 - crop) / 2 of the shorter
+    side, is cut from every edge, so 1.0 keeps everything and a square image keeps a crop x crop
+    fraction. clahe: local contrast equalisation (on the lightness of colour images).
+    color: "gray" (one channel) or "rgb" (three, as decoded; grayscale files are replicated).
     """
 
-    size: int = 224
+    size: int | tuple[int, int] = 224
     crop: float = 1.0
     clahe: bool = False
+    color: str = "gray"
 
     def __post_init__(self) -> None:
-        if isinstance(self.size, bool) or not isinstance(self.size, int | np.integer):
-            raise PreprocessError(f"size must be an integer, got {self.size!r}")
-        if not 8 <= self.size <= 4096:
-            raise PreprocessError(f"size must be between 8 and 4096 pixels, got {self.size}")
+        height, width = parse_size(self.size)
+        object.__setattr__(self, "size", height if height == width else (height, width))
+        if self.color not in COLORS:
+            raise PreprocessError(f"color must be one of {', '.join(COLORS)}, got {self.color!r}")
         if isinstance(self.crop, bool) or not isinstance(self.crop, int | float | np.floating):
             raise PreprocessError(f"crop must be a number in (0, 1], got {self.crop!r}")
         if not 0.0 < float(self.crop) <= 1.0:
@@ -50,9 +54,27 @@ class Preprocess:
             )
         if not isinstance(self.clahe, bool | np.bool_):
             raise PreprocessError(f"clahe must be true or false, got {self.clahe!r}")
-        object.__setattr__(self, "size", int(self.size))
         object.__setattr__(self, "crop", float(self.crop))
         object.__setattr__(self, "clahe", bool(self.clahe))
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        """(height, width) of the model input."""
+        return parse_size(self.size)
+
+    @property
+    def channels(self) -> int:
+        return 3 if self.color == "rgb" else 1
+
+    @property
+    def input_shape(self) -> tuple[int, int, int]:
+        """(height, width, channels): what the model takes per image."""
+        return (*self.shape, self.channels)
+
+    @property
+    def prepared_shape(self) -> tuple[int, ...]:
+        """Shape of `prepare`'s uint8 output: (H, W) gray, (H, W, 3) rgb."""
+        return self.shape if self.color == "gray" else (*self.shape, 3)
 
     def crop_window(self, original_shape: Sequence[int]) -> tuple[int, int, int, int]:
         """(y0, y1, x0, x1) of the region kept from an image of shape (H, W)."""
@@ -64,42 +86,42 @@ class Preprocess:
         return margin, height - margin, margin, width - margin
 
     def prepare(self, img: np.ndarray) -> np.ndarray:
-        """Gray, crop, CLAHE, resize: uint8 (size, size), the form cached for training."""
-        gray = to_gray(img)
-        y0, y1, x0, x1 = self.crop_window(gray.shape)
-        gray = gray[y0:y1, x0:x1]
+        """Colour, crop, CLAHE, resize: uint8 `prepared_shape`, the form cached for training."""
+        pixels = to_gray(img) if self.color == "gray" else to_rgb(img)
+        y0, y1, x0, x1 = self.crop_window(pixels.shape)
+        pixels = pixels[y0:y1, x0:x1]
         if self.clahe:
-            clahe = cv2.createCLAHE(clipLimit=_CLAHE_CLIP, tileGridSize=_CLAHE_TILES)
-            gray = clahe.apply(np.ascontiguousarray(gray))
-        if gray.shape == (self.size, self.size):
-            return np.ascontiguousarray(gray)
-        shrinking = gray.shape[0] * gray.shape[1] > self.size * self.size
+            pixels = _clahe(np.ascontiguousarray(pixels))
+        height, width = self.shape
+        if pixels.shape[:2] == (height, width):
+            return np.ascontiguousarray(pixels)
+        shrinking = pixels.shape[0] * pixels.shape[1] > height * width
         interpolation = cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR
-        return cv2.resize(gray, (self.size, self.size), interpolation=interpolation)
+        return cv2.resize(pixels, (width, height), interpolation=interpolation)
 
     def normalize(self, u8: np.ndarray) -> np.ndarray:
-        """uint8 (size, size) -> float32 (size, size, 1) in [0, 1]."""
+        """uint8 `prepared_shape` -> float32 (H, W, channels) in [0, 1]."""
         u8 = np.asarray(u8)
         if u8.dtype != np.uint8:
             raise PreprocessError(f"normalize expects uint8 pixels, got {u8.dtype}")
         if u8.ndim == 3 and u8.shape[2] == 1:
             u8 = u8[:, :, 0]
-        if u8.shape != (self.size, self.size):
+        if u8.shape != self.prepared_shape:
             raise PreprocessError(
-                f"normalize expects shape ({self.size}, {self.size}), got {u8.shape}: "
-                "call prepare first"
+                f"normalize expects shape {self.prepared_shape}, got {u8.shape}: call prepare first"
             )
-        return (u8.astype(np.float32) / np.float32(255.0))[:, :, np.newaxis]
+        scaled = u8.astype(np.float32) / np.float32(255.0)
+        return scaled[:, :, np.newaxis] if scaled.ndim == 2 else scaled
 
     def apply(self, img: np.ndarray) -> np.ndarray:
-        """Any decoded image -> model input float32 (size, size, 1)."""
+        """Any decoded image -> model input float32 (H, W, channels)."""
         return self.normalize(self.prepare(img))
 
     def apply_batch(self, images: Iterable[np.ndarray]) -> np.ndarray:
-        """A list of decoded images -> float32 (N, size, size, 1)."""
+        """A list of decoded images -> float32 (N, H, W, channels)."""
         prepared = [self.apply(img) for img in images]
         if not prepared:
-            return np.zeros((0, self.size, self.size, 1), dtype=np.float32)
+            return np.zeros((0, *self.input_shape), dtype=np.float32)
         return np.stack(prepared)
 
     def cam_to_original(self, cam: np.ndarray, original_shape: Sequence[int]) -> np.ndarray:
@@ -128,7 +150,7 @@ class Preprocess:
         """
         height, width = int(original_shape[0]), int(original_shape[1])
         y0, y1, x0, x1 = self.crop_window((height, width))
-        sx, sy = (x1 - x0) / self.size, (y1 - y0) / self.size
+        sx, sy = (x1 - x0) / self.shape[1], (y1 - y0) / self.shape[0]
         names = ("x_min", "y_min", "x_max", "y_max")
         if dataclasses.is_dataclass(box) and not isinstance(box, type):
             coords = [getattr(box, n) for n in names]
@@ -150,8 +172,10 @@ class Preprocess:
         return (*mapped, *list(box)[4:])
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain JSON-ready settings, stored in run.json."""
-        return dataclasses.asdict(self)
+        """Plain JSON-ready settings, stored in run.json (size: an int, or [height, width])."""
+        data = dataclasses.asdict(self)
+        data["size"] = self.size if isinstance(self.size, int) else list(self.size)
+        return data
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any] | None) -> Preprocess:
@@ -165,3 +189,51 @@ class Preprocess:
                 "this run was made by a newer DefectLens"
             )
         return cls(**data)
+
+
+def parse_size(value: Any) -> tuple[int, int]:
+    """(height, width) from 160, "160", "96x384", (96, 384) or [96, 384]; 8-4096 px each."""
+    text = value.strip().lower() if isinstance(value, str) else None
+    if text is not None:
+        parts = text.split("x")
+        if len(parts) not in (1, 2) or not all(p.strip().isdigit() for p in parts):
+            raise PreprocessError(f"size {value!r}: give one side (160) or height x width (96x384)")
+        value = [int(p) for p in parts]
+    if isinstance(value, list | tuple) and len(value) == 1:
+        value = value[0]
+    if isinstance(value, list | tuple):
+        if len(value) != 2:
+            raise PreprocessError(f"size {value!r}: give one side or (height, width)")
+        dims = tuple(value)
+    else:
+        dims = (value, value)
+    for d in dims:
+        if isinstance(d, bool) or not isinstance(d, int | np.integer):
+            raise PreprocessError(f"size must be an integer number of pixels, got {value!r}")
+        if not 8 <= d <= 4096:
+            raise PreprocessError(f"size must be between 8 and 4096 pixels, got {value!r}")
+    return int(dims[0]), int(dims[1])
+
+
+def to_rgb(img: np.ndarray) -> np.ndarray:
+    """Any image read_image returns (HxW, HxWx1, HxWx3, HxWx4) as uint8 HxWx3."""
+    img = np.asarray(img)
+    if img.dtype != np.uint8:
+        raise PreprocessError(f"expected uint8 pixels, got {img.dtype}: decode with read_image")
+    if img.ndim == 2 or (img.ndim == 3 and img.shape[2] == 1):
+        return cv2.cvtColor(img.reshape(img.shape[:2]), cv2.COLOR_GRAY2RGB)
+    if img.ndim == 3 and img.shape[2] == 3:
+        return img
+    if img.ndim == 3 and img.shape[2] == 4:
+        return cv2.cvtColor(img, cv2.COLOR_RGBA2RGB)
+    raise PreprocessError(f"expected HxW or HxWx(1|3|4) pixels, got shape {img.shape}")
+
+
+def _clahe(pixels: np.ndarray) -> np.ndarray:
+    """CLAHE on a gray image, or on the lightness of an RGB one (hues unchanged)."""
+    clahe = cv2.createCLAHE(clipLimit=_CLAHE_CLIP, tileGridSize=_CLAHE_TILES)
+    if pixels.ndim == 2:
+        return clahe.apply(pixels)
+    lab = cv2.cvtColor(pixels, cv2.COLOR_RGB2LAB)
+    lab[:, :, 0] = clahe.apply(np.ascontiguousarray(lab[:, :, 0]))
+    return cv2.cvtColor(lab, cv2.COLOR_LAB2RGB)

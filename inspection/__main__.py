@@ -2,15 +2,16 @@
 
     python -m inspection --classifier demo_cnn --autoencoder demo_ae --images parts/ shift.zip \
         --out results.csv [--db-batch "shift 7"]
+    python -m inspection --engine ray --address auto --workers 16 ... --out archive.parquet
 
 Folders are searched recursively; .zip archives are opened safely (imaging.archive). With
 --db-batch the images, predictions and scores also go into the review log as a new batch.
+--engine ray scores on a Ray cluster (docs/scale_out.md); --out NAME.parquet writes Parquet.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import sys
 import time
@@ -24,13 +25,14 @@ from tqdm import tqdm
 from imaging import read_file_bytes
 from imaging.archive import iter_upload_files
 from inspection.intake import IntakeReport, record_result
+from inspection.output import results_format, write_results
 from inspection.pipeline import (
     DEFAULT_BATCH,
     Inspector,
     iter_inspect,
     results_frame,
 )
-from store.cli_errors import CliInputError, check_output_file, cli_main, positive_int, write_csv
+from store.cli_errors import CliInputError, check_output_file, cli_main, positive_int
 
 
 def _files(inputs: Sequence[str]) -> Iterator[tuple[str, bytes]]:
@@ -79,28 +81,76 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--classifier", required=True, help="classifier run name or folder")
     parser.add_argument("--autoencoder", help="autoencoder run name or folder (optional)")
     parser.add_argument("--images", required=True, nargs="+", help="image files, folders, zips")
-    parser.add_argument("--out", required=True, help="CSV file to write")
+    parser.add_argument(
+        "--out", required=True, help="results file to write: .csv, or .parquet for large runs"
+    )
     parser.add_argument("--db-batch", help="also store the batch in the review log, this name")
     parser.add_argument(
         "--batch-size", type=positive_int, default=DEFAULT_BATCH, help="images per model call"
     )
+    parser.add_argument(
+        "--engine",
+        choices=("local", "ray"),
+        default="local",
+        help="local: this process (default); ray: Ray Data actor pool (pip install -e .[ray])",
+    )
+    parser.add_argument(
+        "--address",
+        help="ray engine: cluster address (auto, HOST:6379 or ray://HOST:10001); "
+        "default: a local Ray with --workers CPUs",
+    )
+    parser.add_argument(
+        "--workers", type=positive_int, default=1, help="ray engine: actors, one model load each"
+    )
     return parser
+
+
+def _engine(args: argparse.Namespace):
+    """(score(entries, progress) -> (entry, row) iterator, classifier run, autoencoder run)."""
+    if args.engine == "ray":
+        from inspection.ray_engine import batch_summary, import_ray, iter_inspect_ray, open_runs
+
+        import_ray()
+        classifier, autoencoder = open_runs(args.classifier, args.autoencoder)
+
+        def score(entries, progress):
+            records = []
+            yield from iter_inspect_ray(
+                entries,
+                classifier,
+                autoencoder,
+                address=args.address,
+                workers=args.workers,
+                batch_size=args.batch_size,
+                records=records,
+                progress=progress,
+            )
+            print(batch_summary(records))
+
+        return score, classifier, autoencoder
+    inspector = Inspector.from_runs(args.classifier, args.autoencoder)
+
+    def score(entries, progress):
+        return iter_inspect(entries, inspector, args.batch_size, progress)
+
+    return score, inspector.classifier, inspector.autoencoder
 
 
 @cli_main
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.ERROR, format="%(levelname)s %(name)s: %(message)s")
+    if args.engine != "ray" and (args.address or args.workers != 1):
+        raise CliInputError("--address and --workers need --engine ray")
+    results_format(args.out)
     check_inputs(args.images)
     out = check_output_file(args.out)
-    inspector = Inspector.from_runs(args.classifier, args.autoencoder)
-    rows, report, review = _inspect(args, inspector)
+    score, classifier, autoencoder = _engine(args)
+    rows, report, review = _inspect(args, score, classifier, autoencoder)
     if not rows:
         raise CliInputError(f"--images {' '.join(args.images)}: no files found to inspect")
     frame = results_frame(rows)
-    for column in ("class_probabilities", "boxes"):
-        frame[column] = frame[column].map(lambda v: None if v is None else json.dumps(v))
-    write_csv(frame.sort_values("risk_score", ascending=False), out)
+    write_results(frame, out)
     print(summarize(frame, time.perf_counter() - args.started))
     print(f"wrote {out}")
     if report is not None:
@@ -115,7 +165,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _inspect(
-    args: argparse.Namespace, inspector: Inspector
+    args: argparse.Namespace, score: Any, classifier: Any, autoencoder: Any
 ) -> tuple[list[dict], IntakeReport | None, Any]:
     """Score every input (and add it to the review log with --db-batch)."""
     args.started = time.perf_counter()
@@ -132,13 +182,13 @@ def _inspect(
         review = ReviewLog()
         batch_id = review.create_batch(
             args.db_batch,
-            classifier_run=inspector.classifier.name,
-            autoencoder_run=None if inspector.autoencoder is None else inspector.autoencoder.name,
+            classifier_run=classifier.name,
+            autoencoder_run=None if autoencoder is None else autoencoder.name,
         )
         report = IntakeReport(batch_id)
     rows = []
     try:
-        for entry, row in iter_inspect(entries, inspector, args.batch_size, progress):
+        for entry, row in score(entries, progress):
             rows.append(row)
             if review is not None:
                 record_result(review, report, entry, row)

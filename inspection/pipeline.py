@@ -1,5 +1,9 @@
 """A batch of uploaded files through every model: verdict, Grad-CAM boxes, anomaly score, risk.
 
+`boxes` holds the Grad-CAM boxes (label: the defect class) and, on parts the anomaly detector
+flags, the regions of its map above the run's pixel threshold (label "anomaly"), so both reach
+the review log and its COCO export.
+
 Files stream through in chunks of `batch_size`: each chunk is decoded (imaging.read_image),
 preprocessed with each run's recorded Preprocess, scored, and its decoded images dropped, so
 memory stays bounded however many files come in. A file that cannot be read, an upload problem
@@ -68,13 +72,16 @@ class InspectionError(ValueError):
 class Inspector:
     """A classifier run (and optionally an autoencoder run), loaded once, scoring chunks.
 
-    `timings` accumulates seconds per stage (STAGES) over every chunk scored.
+    `timings` accumulates wall seconds per stage (STAGES) over every chunk scored, and
+    `cpu_timings` the process CPU seconds (all threads) spent meanwhile: on a shared machine the
+    second says what a stage costs whatever else is running.
     """
 
     classifier: Run
     autoencoder: Run | None = None
     cam_method: str = "gradcam"
     timings: Counter = field(default_factory=Counter)
+    cpu_timings: Counter = field(default_factory=Counter)
 
     def __post_init__(self) -> None:
         info = self.classifier.info
@@ -121,11 +128,12 @@ class Inspector:
 
     @contextmanager
     def timed(self, stage: str) -> Iterator[None]:
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.process_time()
         try:
             yield
         finally:
             self.timings[stage] += time.perf_counter() - start
+            self.cpu_timings[stage] += time.process_time() - cpu
 
     def score(self, images: Sequence[np.ndarray]) -> list[dict[str, Any]]:
         """Result fields for decoded images (one chunk): verdict, boxes, anomaly score, risk."""
@@ -147,20 +155,66 @@ class Inspector:
                 batch_size=len(x),
             )
         scores = np.full(len(images), np.nan)
+        amaps: Sequence[Callable[[], Any] | None] = [None] * len(images)
         if self.detector is not None:
             with self.timed("anomaly"):
-                scores = self._anomaly_scores(x_ae)
+                scores, amaps = self._anomaly_outputs(x_ae)
         rows = []
-        for image, p, target, cam, score in zip(images, probs, targets, cams, scores, strict=True):
-            rows.append(self._row(image.shape[:2], p, int(target), cam, float(score)))
+        for image, p, target, cam, score, amap in zip(
+            images, probs, targets, cams, scores, amaps, strict=True
+        ):
+            rows.append(self._row(image.shape[:2], p, int(target), cam, float(score), amap))
         return rows
 
     def _anomaly_scores(self, x: np.ndarray) -> np.ndarray:
-        """The autoencoder's image scores (either model kind) for one prepared chunk."""
+        """The anomaly detector's image scores (any model kind) for one prepared chunk."""
         return self.detector.score_arrays(x)[0]
 
+    def _anomaly_outputs(self, x: np.ndarray) -> tuple[np.ndarray, list[Callable[[], Any]]]:
+        """Image scores (N,) and, per image, a function giving its anomaly map (S, S).
+
+        Detectors that decide from patch distances (PatchCore, PaDiM) build a full map only
+        when asked, i.e. for the parts they flag; the others have their maps already.
+        """
+        if hasattr(self.detector, "score_patches"):
+            scores, patch = self.detector.score_patches(x)
+            maps_of = self.detector.maps_from_patches
+            return scores, [
+                lambda i=i: maps_of(patch[i : i + 1], x[i : i + 1])[0] for i in range(len(x))
+            ]
+        scores, maps, _ = self.detector.score_arrays(x)
+        return scores, [lambda m=m: m for m in maps]
+
+    def _anomaly_boxes(self, amap: np.ndarray, shape: tuple[int, int]) -> list[dict[str, Any]]:
+        """Predicted defect regions of the anomaly map (pixels at or above the run's pixel
+        threshold) in original pixels, label "anomaly", score = region peak / pixel threshold."""
+        boxes = getattr(self.detector, "boxes", None)
+        level = getattr(self.detector, "pixel_threshold", None)
+        if boxes is None or not level:
+            return []
+        out = []
+        for box in boxes(amap):
+            mapped = self.detector.preprocess.box_to_original(box, shape)
+            out.append(
+                {
+                    "x_min": mapped.x_min,
+                    "y_min": mapped.y_min,
+                    "x_max": mapped.x_max,
+                    "y_max": mapped.y_max,
+                    "score": round(float(box.score) / float(level), 4),
+                    "label": "anomaly",
+                }
+            )
+        return out
+
     def _row(
-        self, shape: tuple[int, int], p: np.ndarray, target: int, cam: np.ndarray, score: float
+        self,
+        shape: tuple[int, int],
+        p: np.ndarray,
+        target: int,
+        cam: np.ndarray,
+        score: float,
+        amap: Callable[[], Any] | None = None,
     ) -> dict[str, Any]:
         best = int(
             decide_classes(p[None, :], self.class_names, self.normal_class, self.defect_threshold)[
@@ -178,6 +232,12 @@ class Inspector:
         if predicted_defect or flag:
             with self.timed("boxes"):
                 boxes = self._boxes(cam, shape, self.class_names[target])
+        # ... and the anomaly detector's own regions on the parts it flags
+        if flag and amap is not None:
+            with self.timed("anomaly"):
+                full = amap()
+            with self.timed("boxes"):
+                boxes += self._anomaly_boxes(full, shape)
         return {
             "height": int(shape[0]),
             "width": int(shape[1]),

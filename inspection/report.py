@@ -12,13 +12,9 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-from pathlib import Path
 
-from classification.evaluation import EvaluationError
-from imaging import DatasetError
 from inspection.audit import batch_report_html, run_report_html
-from store import RunError
-from store.review import ReviewError
+from store.cli_errors import CliInputError, atomic_output, check_output_file, cli_main
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -34,25 +30,19 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+@cli_main
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.ERROR, format="%(levelname)s %(name)s: %(message)s")
-    out = Path(args.out)
-    if out.is_dir() or not out.parent.is_dir():
-        print(f"error: --out {out}: give a file path in an existing folder", file=sys.stderr)
-        return 2
+    out = check_output_file(args.out)
     if args.worst < 0:
-        print(f"error: --worst {args.worst}: must be 0 or more", file=sys.stderr)
-        return 2
-    try:
-        if args.run:
-            text = run_report_html(args.run, data=args.data, worst=args.worst)
-        else:
-            text = batch_report_html(args.batch)
-    except (EvaluationError, DatasetError, RunError, ReviewError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    out.write_text(text, encoding="utf-8")
+        raise CliInputError(f"--worst {args.worst}: must be 0 or more")
+    if args.run:
+        text = run_report_html(args.run, data=args.data, worst=args.worst)
+    else:
+        text = batch_report_html(args.batch)
+    with atomic_output(out) as tmp:
+        tmp.write_text(text, encoding="utf-8")
     print(f"wrote {out} ({len(text) / 1e6:.1f} MB)")
     return 0
 

@@ -86,26 +86,28 @@ def _argparse_error(message: str) -> Exception:
 def check_output_file(path: str | Path, what: str = "--out") -> Path:
     """Refuse an output path that cannot be written, before any work is done.
 
-    The folder is created when missing (as writing would), and a probe file is created and
-    removed in it, so read-only locations, files standing where a folder should be and
-    folders standing where the file should be all fail now rather than after the work.
+    Nothing is created: the nearest existing folder on the way is checked with a probe file,
+    so read-only locations, files standing where a folder should be and folders standing
+    where the file should be all fail now rather than after the work.
     """
     path = Path(path)
     if path.is_dir():
         raise CliInputError(f"{what} {path} is a folder; give a file name such as {path}/out.csv")
-    parent = path.parent
-    try:
-        parent.mkdir(parents=True, exist_ok=True)
-    except (FileExistsError, NotADirectoryError):
+    existing = path.parent
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
         raise CliInputError(
-            f"{what} {path}: {parent} is a file, not a folder; choose another output path"
-        ) from None
+            f"{what} {path}: {existing} is a file, not a folder; choose another output path"
+        )
+    try:
+        with tempfile.NamedTemporaryFile(dir=existing, prefix=".write-check-"):
+            pass
     except OSError as exc:
         raise CliInputError(
-            f"{what} {path}: cannot create folder {parent} ({exc.strerror or exc}); "
+            f"{what} {path}: cannot write in {existing} ({exc.strerror or exc}); "
             "choose a writable location"
         ) from None
-    check_writable_dir(parent, what=f"{what} {path}")
     return path
 
 
@@ -131,6 +133,7 @@ def check_writable_dir(folder: str | Path, what: str) -> Path:
 def atomic_output(path: str | Path) -> Iterator[Path]:
     """Yield a temporary path beside `path`; it replaces `path` only if the block succeeds."""
     path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(fd)
     tmp_path = Path(tmp)

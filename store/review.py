@@ -7,6 +7,7 @@ history stays. Image bytes are copied to `data_dir()/review_images/<sha[:2]>/<sh
 content-addressed, so the same image uploaded twice is stored once.
 
 Create one `ReviewLog` per process (after forking, never before): it owns a connection pool.
+Opening a log migrates its database to the newest schema (store/migrate.py, Alembic).
 """
 
 from __future__ import annotations
@@ -36,8 +37,9 @@ from sqlalchemy.exc import (
 )
 from sqlalchemy.orm import Session, sessionmaker
 
+from store.migrate import upgrade
 from store.paths import data_dir
-from store.review_models import BATCH_STATUSES, VERDICTS, Base, Batch, Decision, Item
+from store.review_models import BATCH_STATUSES, VERDICTS, Batch, Decision, Item
 
 log = logging.getLogger(__name__)
 
@@ -201,18 +203,11 @@ class ReviewLog:
         self.engine = make_engine(self.url)
         self._session = sessionmaker(self.engine, expire_on_commit=False)
         try:
-            self._create_schema()
+            upgrade(self.engine)
         except (OperationalError, DBAPIError) as exc:
             self.engine.dispose()
             reason = " ".join(str(exc.orig or exc).split())[:200]
             raise _unavailable(self.url, f"cannot open it ({reason})") from None
-
-    def _create_schema(self) -> None:
-        try:
-            Base.metadata.create_all(self.engine)
-        except OperationalError:
-            # Another process created the tables between our check and our CREATE.
-            Base.metadata.create_all(self.engine)
 
     def close(self) -> None:
         self.engine.dispose()
@@ -231,13 +226,15 @@ class ReviewLog:
         classifier_run: str | None = None,
         autoencoder_run: str | None = None,
         reviewer: str | None = None,
+        station: str | None = None,
     ) -> int:
-        """Open a new batch and return its id."""
+        """Open a new batch and return its id; `station` marks line traffic from that station."""
         batch = Batch(
             name=_required_text("name", name, 200),
             classifier_run=_optional_text("classifier_run", classifier_run, 200),
             autoencoder_run=_optional_text("autoencoder_run", autoencoder_run, 200),
             reviewer=_optional_text("reviewer", reviewer, 100),
+            station=_optional_text("station", station, 100),
             status="open",
         )
         with self._session.begin() as session:
@@ -573,6 +570,7 @@ def _batch_dict(batch: Batch) -> dict[str, Any]:
         "autoencoder_run": batch.autoencoder_run,
         "reviewer": batch.reviewer,
         "status": batch.status,
+        "station": batch.station,
     }
 
 

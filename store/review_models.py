@@ -1,7 +1,9 @@
 """Tables of the review log: batches of uploaded parts, their items, append-only decisions.
 
 Plain SQLAlchemy 2 typed ORM with portable column types, so the same schema runs on SQLite
-(the embedded default) and PostgreSQL (a shared team database).
+(the embedded default) and PostgreSQL (a shared team database). The database schema itself is
+made by the Alembic migrations in store/migrations (decisions are append-only there: triggers
+refuse UPDATE and DELETE); a test checks the two agree.
 """
 
 from __future__ import annotations
@@ -10,7 +12,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import (
-    DDL,
     JSON,
     CheckConstraint,
     DateTime,
@@ -20,7 +21,6 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
-    event,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -57,7 +57,10 @@ class Batch(Base):
     """One upload session: which runs scored it, who reviews it, whether it is still open."""
 
     __tablename__ = "review_batches"
-    __table_args__ = (CheckConstraint(f"status IN {BATCH_STATUSES}", name="review_batches_status"),)
+    __table_args__ = (
+        CheckConstraint(f"status IN {BATCH_STATUSES}", name="review_batches_status"),
+        Index("review_batches_station", "station"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(String(200))
@@ -66,6 +69,8 @@ class Batch(Base):
     autoencoder_run: Mapped[str | None] = mapped_column(String(200))
     reviewer: Mapped[str | None] = mapped_column(String(100))
     status: Mapped[str] = mapped_column(String(20), default="open")
+    # Set for line traffic (the station that sent the parts); None for uploaded batches.
+    station: Mapped[str | None] = mapped_column(String(100))
 
 
 class Item(Base):
@@ -116,13 +121,14 @@ class Decision(Base):
     created: Mapped[datetime] = mapped_column(UTCDateTime, default=utc_now)
 
 
-# The API never updates or deletes decisions; on SQLite the database refuses it too.
-for _action in ("UPDATE", "DELETE"):
-    event.listen(
-        Decision.__table__,
-        "after_create",
-        DDL(
-            f"CREATE TRIGGER review_decisions_no_{_action.lower()} BEFORE {_action} "
-            "ON review_decisions BEGIN SELECT RAISE(ABORT, 'review decisions are append-only'); END"
-        ).execute_if(dialect="sqlite"),
-    )
+class LineAlert(Base):
+    """A line part whose risk crossed the alert threshold; the id is the alert's sequence number."""
+
+    __tablename__ = "line_alerts"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    item_id: Mapped[int] = mapped_column(ForeignKey("review_items.id"))
+    station: Mapped[str] = mapped_column(String(100))
+    risk_score: Mapped[float]
+    alert_threshold: Mapped[float]
+    created: Mapped[datetime] = mapped_column(UTCDateTime, default=utc_now)

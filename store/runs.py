@@ -1,7 +1,9 @@
 """The run-folder format: the one place that knows what lives in weights/<name>/.
 
 A run folder holds `model.keras`, `run.json` (what was trained, how, on what, with which
-preprocessing), `history.csv` (per-epoch metrics) and `metrics.json` (test metrics).
+preprocessing), `history.csv` (per-epoch metrics) and `metrics.json` (test metrics), plus any
+named arrays a detector needs beside its model (e.g. PatchCore's memory bank), each one
+`<name>.npy` written and read without pickles.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ HISTORY_FILE = "history.csv"
 METRICS_FILE = "metrics.json"
 # run.json key of the guard rails' verdict (classification.guards): {ok, warnings, checks}.
 HEALTH_KEY = "health"
+_ARRAY_RE = re.compile(r"^[a-z][a-z0-9_]*$")
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 _TRACKED_PACKAGES = ("tensorflow-cpu", "keras", "numpy", "opencv-python-headless", "albumentations")
 
@@ -203,6 +206,26 @@ def read_confusion(metrics: dict[str, Any], labels: Sequence[str] = ()) -> dict[
     return confusion_record(found, names, metrics.get("positive_class"))
 
 
+def _array_path(run_dir: Path, name: str) -> Path:
+    if not _ARRAY_RE.match(name):
+        raise RunError(f"array name {name!r} is not allowed: use lower-case letters, digits, '_'")
+    return Path(run_dir) / f"{name}.npy"
+
+
+def save_array(run_dir: Path, name: str, array: Any) -> Path:
+    """Write `<name>.npy` into the run folder (plain numeric array, no pickle)."""
+    import numpy as np
+
+    path = _array_path(run_dir, name)
+    data = np.asarray(array)
+    if data.dtype == object:
+        raise RunError(f"array {name!r} holds Python objects; only numeric arrays are stored")
+    tmp = path.with_suffix(".tmp.npy")
+    np.save(tmp, data, allow_pickle=False)
+    tmp.replace(path)
+    return path
+
+
 def write_history(run_dir: Path, history: pd.DataFrame | dict[str, list]) -> None:
     """Write history.csv, one row per epoch."""
     frame = pd.DataFrame(history)
@@ -250,6 +273,18 @@ class Run:
         """Refuse a run.json that lacks what inference with this kind of run reads."""
         _check_fields(self.path / INFO_FILE, self.info, complete=True)
         return self
+
+    def load_array(self, name: str) -> Any:
+        """A named array of the run (`save_array`), loaded without pickles."""
+        import numpy as np
+
+        path = _array_path(self.path, name)
+        if not path.exists():
+            raise RunError(f"run {self.name!r} has no {path.name} in {self.path}")
+        try:
+            return np.load(path, allow_pickle=False)
+        except ValueError as exc:
+            raise RunError(f"{path} is not a plain numeric array ({exc})") from exc
 
     def load_model(self, custom_objects: dict[str, Any] | None = None) -> Any:
         """Load model.keras once with safe_mode=True (no arbitrary code, no pickles)."""

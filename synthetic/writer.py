@@ -1,6 +1,6 @@
 """Write a synthetic casting data set: Kaggle class folders, masks, an MVTec tree and annotations.
 
-Layout under the output folder (see INTERFACES.md):
+Layout under the output folder (see docs/data.md):
 ``train|test/<class>/<stem>.png``, ``masks/<split>/<stem>_mask.png`` (defective images only),
 ``mvtec/{train/good,test/good,test/<defect>,ground_truth/<defect>/<stem>_mask.png}`` (hard links
 to the same files; MVTec has no defective training images, so every defective part sits in

@@ -63,8 +63,22 @@ def test_unknown_recipe_names_the_choices():
 
 
 def test_augment_refuses_unprepared_images():
-    with pytest.raises(ValueError, match="prepared grayscale uint8"):
+    with pytest.raises(ValueError, match="prepared uint8 image"):
         get_recipe("flip").transform(np.zeros((8, 8, 3), np.float32), 0)
+
+
+@pytest.mark.parametrize("shape", [(12, 40), (12, 40, 3)])
+def test_recipes_keep_non_square_and_colour_shapes(shape):
+    """Quarter turns of a 12x40 strip come back as half turns; colour stays colour."""
+    image = np.random.default_rng(0).integers(0, 255, shape, dtype=np.uint8)
+    image[:, :3] = 255  # a marked left edge: every draw is one of the rectangle's symmetries
+    symmetries = [image, image[::-1], image[:, ::-1], image[::-1, ::-1]]
+    for name in ("flip", "heavy", "noise"):
+        for seed in range(6):
+            out = get_recipe(name).transform(image, seed)
+            assert out.shape == shape and out.dtype == np.uint8, (name, seed)
+            if name == "flip":
+                assert any(np.array_equal(out, s) for s in symmetries), seed
 
 
 def test_listing_describes_every_recipe():

@@ -19,6 +19,9 @@ DEMO_RUNS = sorted(p.name for p in DEMO_WEIGHTS.glob("demo_*") if (p / "run.json
 CLASSIFIERS = [n for n in DEMO_RUNS if store.load_run(DEMO_WEIGHTS / n).kind == "classifier"]
 # Accuracy may move by one image between CPUs (float rounding near the decision boundary).
 TOLERANCE = 0.005
+# Grey levels (0-255): renders of the same seed on two CPUs differ far less than this; a change
+# to the generator or to the files is meant to move them by more.
+PIXEL_TOLERANCE = 0.25
 
 pytestmark = pytest.mark.skipif(not DEMO_RUNS, reason="no demo runs committed (make demo)")
 
@@ -40,22 +43,63 @@ def test_every_demo_kind_is_committed():
     kinds = {store.load_run(DEMO_WEIGHTS / n).kind for n in DEMO_RUNS}
     assert kinds == {"classifier", "autoencoder", "lstm"}
     assert {"demo_basic", "demo_noise", "demo_heavy", "demo_crop", "demo_flip"} <= set(DEMO_RUNS)
+    assert "demo_mobilenetv2" in DEMO_RUNS
+
+
+def test_committed_weights_stay_under_25_mb():
+    total = sum(p.stat().st_size for p in DEMO_WEIGHTS.glob("demo_*/**/*") if p.is_file())
+    assert total < 25 * 2**20, total
+
+
+def test_mobilenetv2_demo_is_a_real_backbone_explainable_inside_residual_blocks():
+    import explain
+
+    run = store.load_run(DEMO_WEIGHTS / "demo_mobilenetv2")
+    assert (run.info["model"], run.info["weights"], run.info["alpha"]) == (
+        "mobilenetv2",
+        "none",
+        0.35,
+    )
+    model = run.load_model()
+    layers = explain.candidate_layers(model)
+    assert run.info["cam_layer"] == layers[-1] == "out_relu"
+    routes = {explain.get_explainer(model, "gradcam", n).route for n in layers[::10]}
+    assert routes == {"fast", "fallback"}
 
 
 def test_demo_data_matches_the_fingerprint_the_runs_were_trained_on(demo_spec):
+    """Files, labels, splits and image sizes exactly; pixels within a fraction of a grey level.
+
+    The renders differ by float rounding between CPUs (so do their PNG sizes): nothing here
+    compares codec- or CPU-dependent bytes.
+    """
+    stats = {}
     for name in CLASSIFIERS:
         info = store.load_run(DEMO_WEIGHTS / name).info
-        split, _ = classifier_splits(demo_spec, val_fraction=info["val_split"], seed=info["seed"])
-        assert info["data"]["fingerprint"] == split.fingerprint()
+        key = (info["val_split"], info["seed"])
+        if key not in stats:
+            split, _ = classifier_splits(demo_spec, val_fraction=key[0], seed=key[1])
+            stats[key] = split.fingerprint(), split.pixel_stats()
+        fingerprint, pixels = stats[key]
+        assert info["data"]["fingerprint"] == fingerprint, name
+        recorded = info["data"]["pixel_stats"]
+        assert set(recorded) == set(pixels), name
+        for part, values in pixels.items():
+            assert recorded[part]["images"] == values["images"], (name, part)
+            for stat in ("mean", "std"):
+                assert recorded[part][stat] == pytest.approx(values[stat], abs=PIXEL_TOLERANCE)
 
 
 def test_demo_recipe_lands_in_the_target_band():
     """The data is tuned so the demo classifier is good but not trivially perfect (issue #2/#3)."""
     run = store.load_run(DEMO_WEIGHTS / "demo_flip")
     assert (run.info["model"], run.info["aug"]) == ("simple_cnn", "flip")
-    assert 0.97 <= run.metrics["accuracy"] <= 0.997
-    assert run.metrics["accuracy"] >= 0.98
-    assert run.metrics["defect_f1"] >= 0.98
+    # the band is about the model, so it reads the argmax figures (metrics.json also holds
+    # the figures at the run's operating point, which its validation threshold decides)
+    argmax = run.metrics.get("argmax", run.metrics)
+    assert 0.97 <= argmax["accuracy"] <= 0.997
+    assert argmax["accuracy"] >= 0.98
+    assert argmax["defect_f1"] >= 0.98
 
 
 @pytest.mark.parametrize("name", CLASSIFIERS)
@@ -74,6 +118,31 @@ def test_demo_autoencoder_keeps_its_recorded_image_auroc(demo_test_split):
     scores, _, _ = score_images(run, list(demo_test_split["path"]))
     auroc = roc_auc_score(demo_test_split["is_defect"].astype(int), scores)
     assert auroc == pytest.approx(run.info["summary"]["image_auroc"], abs=0.01)
+
+
+def test_demo_anomaly_meets_the_issue_17_targets_and_keeps_its_pixel_metrics(demo_spec):
+    """PatchCore demo: image, per-type and pixel AUROC, AUPRO and F1 recomputed on the test
+    split match run.json and metrics.json, and the recorded numbers meet issue #17's targets."""
+    from anomaly.evaluate import evaluate_detector
+    from anomaly.scoring import AnomalyDetector
+
+    run = store.load_run(DEMO_WEIGHTS / "demo_anomaly")
+    assert run.info["model"] == "patchcore"
+    assert run.info["features"]["source"] in ("run", "random", "imagenet")
+    recorded = run.metrics
+    assert recorded["image_auroc"] >= 0.95
+    assert min(recorded["image_auroc_by_type"].values()) >= 0.90
+    assert recorded["pixel_auroc"] >= 0.95
+    assert recorded["f1"] >= 0.80
+    assert 0 < recorded["aupro"] <= 1
+    assert run.info["data"]["fingerprint"] == demo_spec.fingerprint()
+    metrics = evaluate_detector(AnomalyDetector.from_run(run), demo_spec, "test")
+    for key in ("image_auroc", "pixel_auroc", "aupro"):
+        assert metrics[key] == pytest.approx(recorded[key], abs=0.01), key
+    for kind, auroc in recorded["image_auroc_by_type"].items():
+        assert metrics["image_auroc_by_type"][kind] == pytest.approx(auroc, abs=0.02), kind
+    # F1 moves by a part or two when a score sits near the threshold on another CPU
+    assert metrics["f1"] == pytest.approx(recorded["f1"], abs=0.02)
 
 
 def test_demo_lstm_keeps_its_recorded_roc_auc_on_the_test_tail():

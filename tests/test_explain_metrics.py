@@ -95,31 +95,6 @@ def test_mean_intensity():
     assert m.mean_intensity(np.array([[0.0, 0.5], [1.0, 0.5]])) == pytest.approx(0.5)
 
 
-def test_deletion_and_insertion_auc_of_a_mean_brightness_model():
-    image = np.ones((4, 4), np.float32)
-    cam = np.arange(16, dtype=np.float32).reshape(4, 4)
-
-    def predict(batch):
-        return batch.reshape(len(batch), -1).mean(axis=1)
-
-    deletion, insertion = m.deletion_insertion_auc(predict, image, cam, steps=4)
-    # score falls linearly 1 -> 0 with deletion and rises 0 -> 1 with insertion
-    assert deletion == pytest.approx(0.5) and insertion == pytest.approx(0.5)
-
-
-def test_deletion_removes_the_hottest_pixels_first():
-    image = np.zeros((1, 4), np.float32)
-    image[0, 3] = 1.0  # the only evidence
-    cam = np.array([[0.0, 0.1, 0.2, 1.0]], np.float32)
-
-    def predict(batch):
-        return batch[:, 0, 3]
-
-    deletion, insertion = m.deletion_insertion_auc(predict, image, cam, steps=4)
-    # deletion: 1, 0, 0, 0, 0 -> trapezoid 0.125; insertion: 0, 1, 1, 1, 1 -> 0.875
-    assert deletion == pytest.approx(0.125) and insertion == pytest.approx(0.875)
-
-
 def test_localization_bundles_the_mask_measures():
     cam = np.zeros((224, 224), np.float32)
     cam[100:120, 100:120] = 1.0

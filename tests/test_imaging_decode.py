@@ -168,6 +168,12 @@ def test_png_cut_inside_its_header_is_refused(tmp_path):
     assert refusal(path).reason.startswith("file is truncated or its PNG header is corrupt")
 
 
+def test_a_corrupt_header_gives_the_same_message_in_every_process():
+    stub = b"\x89PNG\r\n\x1a\n" + b"\0" * 40
+    reason = refusal(stub).reason
+    assert "0x" not in reason and reason == refusal(bytes(stub)).reason
+
+
 def test_text_renamed_to_png_is_refused(tmp_path):
     path = tmp_path / "notes.png"
     path.write_text("inspection notes, not pixels\n")

@@ -153,6 +153,39 @@ def test_fingerprint_follows_files_and_labels_not_location(tmp_path):
     assert first.as_binary().fingerprint() != first.fingerprint()
 
 
+def test_fingerprint_ignores_compressed_bytes_and_pixel_stats_see_the_pixels(tmp_path):
+    """What differs between machines (PNG compression of the same render, a grey level of
+    rounding) leaves the record alone; a different image does not."""
+    root = tmp_path / "set"
+    rng = np.random.default_rng(0)
+    for split in ("train", "test"):
+        for label, value in (("def_front", 40), ("ok_front", 200)):
+            img = np.full((12, 20), value, np.uint8)
+            img[2:5, 3:9] = 90
+            path = root / split / label / "a.png"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            Image.fromarray(img).save(path, compress_level=0)
+    first = discover(root)
+    fingerprint, stats = first.fingerprint(), first.pixel_stats()
+    assert stats["train"]["images"] == 2
+    assert stats["train"]["mean"] == pytest.approx((40 * 222 + 200 * 222 + 90 * 36) / 480, 1e-4)
+    sizes = {}
+    for path in first.items["path"]:  # other compressed bytes, pixels off by up to one level
+        pixels = np.asarray(Image.open(path)).astype(np.int16)
+        noisy = np.clip(pixels + rng.integers(-1, 2, pixels.shape), 0, 255).astype(np.uint8)
+        sizes[path] = Path(path).stat().st_size
+        Image.fromarray(noisy).save(path, compress_level=9)
+    assert all(Path(p).stat().st_size != n for p, n in sizes.items())
+    again = discover(root)
+    assert again.fingerprint() == fingerprint
+    for split in ("train", "test"):
+        assert again.pixel_stats()[split]["mean"] == pytest.approx(stats[split]["mean"], abs=0.5)
+        assert again.pixel_stats()[split]["std"] == pytest.approx(stats[split]["std"], abs=0.5)
+    write_image(Path(first.items["path"][0]), 255, size=12)  # another image, other size
+    assert discover(root).fingerprint() != fingerprint
+    assert discover(root).pixel_stats()["test"]["mean"] != pytest.approx(stats["test"]["mean"])
+
+
 # --- MVTec ----------------------------------------------------------------------------------
 
 

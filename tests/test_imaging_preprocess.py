@@ -51,7 +51,8 @@ def test_clahe_raises_local_contrast():
 def test_dict_round_trip():
     pre = Preprocess(size=128, crop=0.9, clahe=True)
     assert Preprocess.from_dict(pre.to_dict()) == pre
-    assert pre.to_dict() == {"size": 128, "crop": 0.9, "clahe": True}
+    assert pre.to_dict() == {"size": 128, "crop": 0.9, "clahe": True, "color": "gray"}
+    assert Preprocess.from_dict({"size": 128}) == Preprocess(size=128)  # runs before colour
 
 
 def test_from_dict_refuses_unknown_settings():

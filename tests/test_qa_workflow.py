@@ -97,6 +97,14 @@ def test_experiments_slider_moves_the_live_figures_and_save_records_it(qa_env, m
     assert info["threshold_history"][-1]["set_by"] == "qa-tester"
     assert len(info["threshold_history"]) == 2
 
+    # Every page now decides at the saved threshold: Error Analysis starts there.
+    at = _open("error_analysis.py")
+    at.selectbox(key="run_classifier").set_value("qa_cnn").run()
+    assert at.slider(key="errors_threshold_qa_cnn").value == pytest.approx(0.25)
+    at25 = decisions(store.load_run(qa_env["run"]), frame, 0.25)
+    cell = at.button(key="errors_cell_def_front_def_front").label
+    assert int(cell) == int((at25.outcome == "TP").sum())
+
 
 @pytest.mark.parametrize(
     ("true", "predicted"), [("def_front", "ok_front"), ("ok_front", "ok_front")]
@@ -186,7 +194,8 @@ def test_report_cli_writes_the_file_and_refuses_bad_input(qa_env, tmp_path, caps
     assert out.read_text().count("<section") == len(RUN_SECTIONS)
     assert report_main(["--run", "nope", "--out", str(tmp_path / "x.html")]) == 2
     assert "no run named 'nope'" in capsys.readouterr().err
-    assert report_main(["--run", "qa_cnn", "--out", str(tmp_path / "missing" / "x.html")]) == 2
+    (tmp_path / "file").write_text("a file where a folder should be")
+    assert report_main(["--run", "qa_cnn", "--out", str(tmp_path / "file" / "x.html")]) == 2
     assert "--out" in capsys.readouterr().err
     assert not (tmp_path / "x.html").exists()
     monkey_db = f"sqlite:///{tmp_path / 'empty.db'}"

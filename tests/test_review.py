@@ -1,4 +1,6 @@
-"""The review log: round trip, append-only history, reopening, validation and exports."""
+"""The review log: round trip, append-only history, reopening, validation, exports and schema
+migrations, on SQLite and on a real PostgreSQL server (the `review_url` fixture runs each test
+once per backend; SQLite-only behaviour has its own tests)."""
 
 import io
 import json
@@ -6,9 +8,16 @@ import sqlite3
 
 import pandas as pd
 import pytest
+from alembic import command
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
 
 from store import data_dir
-from store.review import DuplicateItem, ReviewError, ReviewLog
+from store.migrate import INITIAL_REVISION, alembic_config, head_revision
+from store.review import DuplicateItem, ReviewError, ReviewLog, make_engine
+from store.review_models import Base
 
 PREDICTIONS = {
     "predicted_class": "def_front",
@@ -29,7 +38,13 @@ def no_shared_database(monkeypatch):
 
 
 @pytest.fixture
-def log():
+def log(review_url):
+    with ReviewLog(review_url) as review_log:
+        yield review_log
+
+
+@pytest.fixture
+def sqlite_log():
     with ReviewLog() as review_log:
         yield review_log
 
@@ -39,15 +54,15 @@ def batch(log):
     return log.create_batch("shift 7", classifier_run="cnn-baseline", autoencoder_run="ae-1")
 
 
-def test_default_database_lives_in_the_data_folder_in_wal_mode(log):
+def test_default_database_lives_in_the_data_folder_in_wal_mode(sqlite_log):
     path = data_dir() / "review.db"
     assert path.exists()
     with sqlite3.connect(path) as raw:
         assert raw.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
 
 
-def test_every_connection_gets_busy_timeout_and_foreign_keys(log):
-    with log.engine.connect() as conn:
+def test_every_connection_gets_busy_timeout_and_foreign_keys(sqlite_log):
+    with sqlite_log.engine.connect() as conn:
         assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar() == 30_000
         assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
 
@@ -121,7 +136,7 @@ def test_reopening_restores_items_and_latest_decisions(batch, log):
     log.record_decision(items[2], "confirmed_defect", "ben", defect_type="burr")
     before = log.items(batch)
     log.close()
-    with ReviewLog() as reopened:
+    with ReviewLog(log.url) as reopened:
         after = reopened.items(batch)
         assert reopened.batches().batch_id.tolist() == [batch]
     pd.testing.assert_frame_equal(before, after)
@@ -187,16 +202,15 @@ def test_item_for_unknown_batch_is_refused(log):
         log.add_item(42, "a.png", b"a")
 
 
-def test_database_refuses_to_change_or_delete_decisions(log, batch):
+@pytest.mark.parametrize(
+    "statement",
+    ["UPDATE review_decisions SET verdict='unsure'", "DELETE FROM review_decisions"],
+)
+def test_database_refuses_to_change_or_delete_decisions(log, batch, statement):
     item = log.add_item(batch, "a.png", b"a")
     log.record_decision(item, "ok", "ana")
-    with sqlite3.connect(data_dir() / "review.db") as raw:
-        for statement in (
-            "UPDATE review_decisions SET verdict='unsure'",
-            "DELETE FROM review_decisions",
-        ):
-            with pytest.raises(sqlite3.IntegrityError, match="append-only"):
-                raw.execute(statement)
+    with pytest.raises(DBAPIError, match="append-only"), log.engine.begin() as conn:
+        conn.exec_driver_sql(statement)
     assert log.history(item).verdict.tolist() == ["ok"]
 
 
@@ -286,17 +300,30 @@ def test_db_url_environment_variable_chooses_the_database(monkeypatch, tmp_path)
     assert not (data_dir() / "review.db").exists()
 
 
-def test_schema_and_queries_compile_for_postgresql(log, batch):
-    from sqlalchemy.dialects import postgresql
-    from sqlalchemy.schema import CreateTable
+def test_migrations_make_exactly_the_models_schema(log):
+    with log.engine.connect() as conn:
+        context = MigrationContext.configure(conn)
+        assert context.get_current_revision() == head_revision()
+        assert compare_metadata(context, Base.metadata) == []
 
-    from store.review_models import Base
 
-    dialect = postgresql.dialect()
-    for table in Base.metadata.sorted_tables:
-        ddl = str(CreateTable(table).compile(dialect=dialect))
-        assert "TIMESTAMP WITHOUT TIME ZONE" in ddl
-        assert "SQLITE" not in ddl.upper()
+def test_database_made_before_migrations_is_stamped_and_upgraded(review_url):
+    engine = make_engine(review_url)
+    with engine.begin() as conn:
+        command.upgrade(alembic_config(conn), INITIAL_REVISION)
+        conn.execute(text("DROP TABLE alembic_version"))
+        conn.execute(
+            text(
+                "INSERT INTO review_batches (name, created, status) "
+                "VALUES ('old', CURRENT_TIMESTAMP, 'open')"
+            )
+        )
+    engine.dispose()
+    with ReviewLog(review_url) as log:
+        assert log.batches().name.tolist() == ["old"]
+        assert log.batch(1)["station"] is None
+        with log.engine.connect() as conn:
+            assert MigrationContext.configure(conn).get_current_revision() == head_revision()
 
 
 def test_missing_values_from_a_dataframe_row_are_stored_as_missing(log, batch):

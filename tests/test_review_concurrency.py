@@ -1,4 +1,5 @@
-"""The review log never loses a committed decision: concurrent writers, killed writers."""
+"""The review log never loses a committed decision: concurrent writers, killed writers, on
+SQLite and on a real PostgreSQL server."""
 
 import multiprocessing
 import os
@@ -33,8 +34,8 @@ def no_shared_database(monkeypatch):
 
 
 @pytest.fixture
-def url():
-    return f"sqlite:///{data_dir() / 'review.db'}"
+def url(review_url):
+    return review_url
 
 
 def write_decisions(url: str, item_ids: list[int], reviewer: str, start) -> None:
@@ -90,5 +91,31 @@ def test_killed_writer_loses_no_committed_decision(url):
         stored = log.history(item).decision_id.tolist()
     assert set(committed) <= set(stored)
     assert len(stored) < 100_000
-    with sqlite3.connect(data_dir() / "review.db") as raw:
-        assert raw.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    if url.startswith("sqlite"):
+        with sqlite3.connect(data_dir() / "review.db") as raw:
+            assert raw.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+
+
+def open_and_add(url: str, name: str, start) -> None:
+    start.wait(timeout=60)
+    with ReviewLog(url) as log:
+        log.create_batch(name)
+
+
+def test_processes_opening_a_new_database_at_once_migrate_it_once(url):
+    context = multiprocessing.get_context("spawn")
+    start = context.Event()
+    workers = [
+        context.Process(target=open_and_add, args=(url, f"opener{w}", start)) for w in range(4)
+    ]
+    for worker in workers:
+        worker.start()
+    start.set()
+    for worker in workers:
+        worker.join(timeout=120)
+    assert [worker.exitcode for worker in workers] == [0] * 4
+    with ReviewLog(url) as log:
+        assert sorted(log.batches().name) == [f"opener{w}" for w in range(4)]
+        with log.engine.connect() as conn:
+            versions = conn.exec_driver_sql("SELECT version_num FROM alembic_version").all()
+    assert len(versions) == 1

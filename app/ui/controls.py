@@ -10,6 +10,9 @@ from ui.resources import RunRef, candidate_layers
 METHODS = {
     "Grad-CAM": "gradcam",
     "Grad-CAM++": "gradcam++",
+    "HiResCAM": "hirescam",
+    "XGradCAM": "xgradcam",
+    "EigenCAM": "eigencam",
     "Score-CAM": "scorecam",
     "LayerCAM": "layercam",
     "SmoothGrad": "smoothgrad",
@@ -25,7 +28,10 @@ def method_select(where=st, key: str = "cam_method") -> str:
         list(METHODS),
         key=key,
         help="Grad-CAM weighs feature maps by pooled gradients; Grad-CAM++ handles several "
-        "defects better; Score-CAM uses no gradients (slower); LayerCAM keeps fine detail "
+        "defects better; HiResCAM multiplies gradients and activations position by position "
+        "(faithful to a pooling head); XGradCAM normalises the weights by the activations; "
+        "EigenCAM needs no gradients and shows the dominant pattern, whatever the class; "
+        "Score-CAM uses no gradients (slower); LayerCAM keeps fine detail "
         "in early layers; SmoothGrad averages input gradients over noisy copies.",
         persist_state="session",
     )

@@ -92,6 +92,14 @@ PAGES: tuple[PageSpec, ...] = (
         "batch-review",
     ),
     PageSpec(
+        "line_monitor.py",
+        "Line Monitor",
+        ":material/conveyor_belt:",
+        "Detect",
+        "Live line traffic from the inspection service: latest parts, alerts, defect rate.",
+        "line-monitor",
+    ),
+    PageSpec(
         "melting_tank.py",
         "Melting Tank",
         ":material/thermostat:",

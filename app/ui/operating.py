@@ -7,6 +7,7 @@ behind st.cache_data); moving the slider only re-decides them.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -14,6 +15,7 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
+import store
 from classification.evaluation import EvaluationError, decisions, predict_split
 from classification.operating_point import curves, rates
 from imaging import DatasetError
@@ -31,10 +33,15 @@ from ui.resources import RunRef
 CELL_KEY = "errors_cell"  # session state: the (true, predicted) cell clicked last
 
 
+def _loaded(ref: RunRef) -> store.Run:
+    """The run with its model from the process-wide cache (no second load)."""
+    return store.Run(path=Path(ref.path), info=ref.info, _model=resources.model(ref))
+
+
 @st.cache_data(show_spinner="Predicting the run's test split (once per run)…", max_entries=16)
 def _split(run_key: str, split: str, _ref: RunRef) -> pd.DataFrame | str:
     try:
-        return predict_split(_ref.run(), split)
+        return predict_split(_loaded(_ref), split)
     except (EvaluationError, DatasetError) as exc:
         return str(exc)
 
@@ -54,7 +61,7 @@ def _evidence(
 ) -> list[np.ndarray]:
     from inspection.evidence import evidence_images
 
-    return evidence_images(_ref.run(), list(paths), list(masks), threshold=threshold)
+    return evidence_images(_loaded(_ref), list(paths), list(masks), threshold=threshold)
 
 
 def evidence(ref: RunRef, rows: pd.DataFrame, threshold: float) -> list[np.ndarray]:
@@ -225,7 +232,7 @@ def report_button(ref: RunRef, key_prefix: str) -> None:
     ):
         with st.spinner("Writing the report…"):
             try:
-                st.session_state[state] = run_report_html(ref.run())
+                st.session_state[state] = run_report_html(_loaded(ref))
             except (EvaluationError, DatasetError) as exc:
                 st.error(str(exc), icon=":material/error:")
     if st.session_state.get(state):

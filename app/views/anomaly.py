@@ -8,6 +8,7 @@ from ui.gallery import choose_dataset, choose_image
 from ui.resources import anomaly, anomaly_scores
 from ui.sidebar import pick_run
 
+from anomaly.localize import mask_to_boxes, predicted_mask
 from classification.metrics import binary_report
 from inspection.risk import verdict_outcome
 from store.thresholds import decide
@@ -105,14 +106,31 @@ if picked is None:
 score, maps, recon = anomaly(ref, [picked.image])
 score, error = float(score[0]), maps[0]
 flagged = bool(decide(score, threshold))
+pixel_threshold = ref.info.get("pixel_threshold")
+regions = []
+if flagged and pixel_threshold is not None:
+    # the run's pixel threshold (calibrated on good parts) on the map over the original image
+    scale_px = (error.shape[0] / ref.info["img_size"]) ** 2
+    min_area = int(round(ref.info.get("score", {}).get("min_box_area", 4) * scale_px))
+    regions = mask_to_boxes(predicted_mask(error, pixel_threshold), error, max(1, min_area))
 cols = st.columns(3)
 with cols[0]:
     st.markdown("**Image**")
     shown = picked.image if picked.mask is None else overlay.outline_mask(picked.image, picked.mask)
+    if regions:
+        shown = overlay.draw_boxes(shown, [(r.x_min, r.y_min, r.x_max, r.y_max) for r in regions])
     st.image(shown, width="stretch")
-    st.caption(f"{picked.name} · truth: {picked.label or 'unknown'}")
+    found = (
+        f" · {len(regions)} predicted defect region(s) boxed"
+        if regions
+        else (" · no pixel threshold in this run" if pixel_threshold is None else "")
+    )
+    st.caption(f"{picked.name} · truth: {picked.label or 'unknown'}{found}")
 with cols[1]:
-    st.markdown("**Reconstruction** (model input size)")
+    if ref.info.get("model") in ("patchcore", "padim"):
+        st.markdown("**Model input** (no reconstruction: patch features are compared)")
+    else:
+        st.markdown("**Reconstruction** (model input size)")
     st.image(np.clip(recon[0] * 255, 0, 255).astype(np.uint8), width="stretch")
 with cols[2]:
     st.markdown("**Error map** over the image")

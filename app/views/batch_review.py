@@ -1,6 +1,5 @@
 """Batch Review: upload a shift's images, triage them by risk, record every decision."""
 
-import io
 import json
 import zipfile
 from datetime import datetime

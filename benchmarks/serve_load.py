@@ -1,0 +1,272 @@
+"""Line-service load test: 500 part images from 1, 4 and 8 concurrent clients against the
+offline inspection pipeline on the same images.
+
+Starts `python -m serve` (demo_flip + demo_anomaly by default) on 127.0.0.1 with a temporary
+SQLite review log, subscribes to /v1/alerts, and for each client count sends every image once
+(one station id per round, so each round's rows and alerts are counted apart). A bounded
+asyncio + httpx client: at most `clients` requests in flight, localhost only, stops by itself.
+The offline figure is `inspection.iter_inspect` (what `python -m inspection` runs) on the same
+files after a warm-up, in this process, without the review log, at each `--offline-batch`
+(32 is the CLI's default); "vs offline" compares with the fastest of them.
+Reports throughput, p50/p95/p99 latency, errors, alerts received vs expected and review-log
+rows, with the machine load; writes benchmarks/results/serve_load.json.
+
+    nice -n 10 python benchmarks/serve_load.py --data data/casting [--n 500] [--clients 1 4 8]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import httpx
+import numpy as np
+
+RESULTS = Path(__file__).resolve().parent / "results" / "serve_load.json"
+TOKEN = "benchmark-token"
+HEADERS = {"Authorization": f"Bearer {TOKEN}"}
+
+
+def pick_images(data: Path, n: int) -> list[Path]:
+    """n images of the casting set, test split first (the same files for every measurement)."""
+    from imaging import IMAGE_EXTENSIONS
+
+    files = [
+        p
+        for split in ("test", "val", "train")
+        for p in sorted((data / split).rglob("*"))
+        if p.suffix.lower() in IMAGE_EXTENSIONS
+    ]
+    if len(files) < n:
+        sys.exit(f"error: {data}: found {len(files)} images in test/val/train, need {n}")
+    return files[:n]
+
+
+def offline(files: list[Path], classifier: str, autoencoder: str, batch: int) -> dict:
+    from inspection import Inspector, iter_inspect
+
+    inspector = Inspector.from_runs(classifier, autoencoder)
+    list(iter_inspect(files[:batch], inspector, batch))  # warm-up: graphs traced
+    start = time.perf_counter()
+    rows = [row for _, row in iter_inspect(files, inspector, batch)]
+    seconds = time.perf_counter() - start
+    errors = sum(row["status"] != "ok" for row in rows)
+    return {"images": len(rows), "seconds": seconds, "per_s": len(rows) / seconds, "errors": errors}
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def start_server(args, port: int, tmp: Path) -> subprocess.Popen:
+    env = {
+        **os.environ,
+        "DEFECTLENS_API_TOKEN": TOKEN,
+        "DEFECTLENS_DB_URL": f"sqlite:///{tmp / 'review.db'}",
+        "DEFECTLENS_DATA": str(tmp),
+        "TF_CPP_MIN_LOG_LEVEL": "2",
+    }
+    command = [sys.executable, "-m", "serve", "--classifier", args.classifier]
+    command += ["--autoencoder", args.autoencoder, "--port", str(port)]
+    command += ["--max-batch", str(args.max_batch), "--max-wait-ms", str(args.max_wait_ms)]
+    log = open(tmp / "server.log", "w")  # noqa: SIM115 (closed with the process)
+    return subprocess.Popen(command, env=env, stdout=log, stderr=log)
+
+
+async def wait_healthy(url: str, server: subprocess.Popen, timeout: float = 300) -> None:
+    deadline = time.monotonic() + timeout
+    async with httpx.AsyncClient() as client:
+        while time.monotonic() < deadline:
+            if server.poll() is not None:
+                sys.exit("error: the service exited during start-up; see its log")
+            try:
+                if (await client.get(f"{url}/v1/health")).status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            await asyncio.sleep(0.5)
+    sys.exit(f"error: the service was not healthy after {timeout:.0f} s")
+
+
+async def subscribe(ws_url: str, received: list[dict], ready: asyncio.Event) -> None:
+    from websockets.asyncio.client import connect
+
+    async with connect(f"{ws_url}/v1/alerts", additional_headers=HEADERS) as ws:
+        ready.set()
+        async for message in ws:
+            received.append(json.loads(message))
+
+
+async def load_round(url: str, files: list[tuple[str, bytes]], clients: int, station: str):
+    """Every file once, `clients` requests in flight at most; per-request latency and body."""
+    queue: asyncio.Queue = asyncio.Queue()
+    for item in files:
+        queue.put_nowait(item)
+    latencies, bodies, errors = [], [], []
+    headers = {**HEADERS, "X-Station": station}
+    limits = httpx.Limits(max_connections=clients)
+
+    async def client_loop(client: httpx.AsyncClient) -> None:
+        while not queue.empty():
+            name, data = queue.get_nowait()
+            start = time.perf_counter()
+            try:
+                response = await client.post(
+                    f"{url}/v1/inspect", files={"file": (name, data)}, headers=headers
+                )
+            except httpx.HTTPError as exc:
+                errors.append(f"{name}: {exc!r}")
+                continue
+            latencies.append(time.perf_counter() - start)
+            if response.status_code == 200:
+                bodies.append(response.json())
+            else:
+                errors.append(f"{name}: {response.status_code} {response.text[:200]}")
+
+    async with httpx.AsyncClient(limits=limits, timeout=120) as client:
+        start = time.perf_counter()
+        await asyncio.gather(*(client_loop(client) for _ in range(clients)))
+        seconds = time.perf_counter() - start
+    return latencies, bodies, errors, seconds
+
+
+async def run_service(args, files: list[Path], tmp: Path) -> list[dict]:
+    port = free_port()
+    url, ws_url = f"http://127.0.0.1:{port}", f"ws://127.0.0.1:{port}"
+    server = start_server(args, port, tmp)
+    payload = [(p.name, p.read_bytes()) for p in files]
+    rows = []
+    try:
+        await wait_healthy(url, server)
+        received: list[dict] = []
+        ready = asyncio.Event()
+        listener = asyncio.create_task(subscribe(ws_url, received, ready))
+        await ready.wait()
+        warm = [(f"warm_{name}", data) for name, data in payload[: 2 * args.max_batch]]
+        await load_round(url, warm, max(args.clients), "bench-warmup")
+        for clients in args.clients:
+            station = f"bench-c{clients}"
+            latencies, bodies, errors, seconds = await load_round(url, payload, clients, station)
+            await asyncio.sleep(1.0)  # alerts of the last batch are in flight
+            expected = sorted(b["alert_seq"] for b in bodies if b["alert"])
+            got = sorted(a["seq"] for a in received if a["station"] == station)
+            ms = np.array(latencies) * 1000
+            sizes = [b["batch_size"] for b in bodies]
+            rows.append(
+                {
+                    "clients": clients,
+                    "images": len(payload),
+                    "seconds": seconds,
+                    "per_s": len(bodies) / seconds,
+                    "p50_ms": float(np.percentile(ms, 50)),
+                    "p95_ms": float(np.percentile(ms, 95)),
+                    "p99_ms": float(np.percentile(ms, 99)),
+                    "errors": len(errors),
+                    "error_examples": errors[:3],
+                    "alerts_expected": len(expected),
+                    "alerts_received": len(got),
+                    "alerts_lost": len(set(expected) - set(got)),
+                    "mean_batch": float(np.mean(sizes)) if sizes else 0.0,
+                    "max_batch": max(sizes, default=0),
+                    "station": station,
+                }
+            )
+            print(f"  {clients} clients: {rows[-1]['per_s']:.1f} img/s", flush=True)
+        listener.cancel()
+    finally:
+        server.send_signal(signal.SIGTERM)
+        server.wait(timeout=120)
+    from store.line import LineLog
+
+    with LineLog(f"sqlite:///{tmp / 'review.db'}", tmp / "review_images") as log:
+        for row in rows:
+            parts = log.recent_parts(limit=10 * len(files), station=row["station"])
+            row["log_rows"] = len(parts)
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--data", type=Path, default=Path("data/casting"))
+    parser.add_argument("--n", type=int, default=500)
+    parser.add_argument("--clients", type=int, nargs="+", default=[1, 4, 8])
+    parser.add_argument("--classifier", default="demo_flip")
+    parser.add_argument("--autoencoder", default="demo_anomaly")
+    parser.add_argument("--max-batch", type=int, default=16)
+    parser.add_argument("--max-wait-ms", type=float, default=5.0)
+    parser.add_argument("--offline-batch", type=int, nargs="+", default=[1, 32])
+    args = parser.parse_args()
+    files = pick_images(args.data, args.n)
+    load_before = os.getloadavg()
+    print(f"load before: {load_before}; {len(files)} images from {args.data}", flush=True)
+    offline_runs = []
+    for batch in args.offline_batch:
+        offline_runs.append(
+            {"batch": batch, **offline(files, args.classifier, args.autoencoder, batch)}
+        )
+        print(f"offline pipeline, batch {batch}: {offline_runs[-1]['per_s']:.1f} img/s", flush=True)
+    base = max(offline_runs, key=lambda r: r["per_s"])
+    with tempfile.TemporaryDirectory(prefix="serve_load_") as tmp:
+        rows = asyncio.run(run_service(args, files, Path(tmp)))
+    load_after = os.getloadavg()
+
+    print(
+        f"\n{len(files)} images, {args.classifier} + {args.autoencoder}, "
+        f"max batch {args.max_batch}, max wait {args.max_wait_ms} ms"
+    )
+    for r in offline_runs:
+        print(
+            f"offline inspection pipeline, batch {r['batch']}: {r['per_s']:.1f} img/s "
+            f"({r['seconds']:.1f} s, {r['errors']} errors)"
+        )
+    print(
+        "| clients | img/s | vs offline | p50 ms | p95 ms | p99 ms | errors | alerts recv/exp "
+        "| log rows | mean batch |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    for r in rows:
+        print(
+            f"| {r['clients']} | {r['per_s']:.1f} | {r['per_s'] / base['per_s']:.0%} "
+            f"| {r['p50_ms']:.0f} | {r['p95_ms']:.0f} | {r['p99_ms']:.0f} | {r['errors']} "
+            f"| {r['alerts_received']}/{r['alerts_expected']} | {r['log_rows']}/{r['images']} "
+            f"| {r['mean_batch']:.1f} |"
+        )
+    print(f"load average before {load_before}, after {load_after} ({os.cpu_count()} CPUs)")
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(
+        json.dumps(
+            {
+                "date": datetime.now(UTC).isoformat(timespec="seconds"),
+                "machine": {
+                    "cpu": platform.processor() or platform.machine(),
+                    "cpus": os.cpu_count(),
+                    "load_before": load_before,
+                    "load_after": load_after,
+                    "nice": os.nice(0),
+                },
+                "settings": vars(args) | {"data": str(args.data)},
+                "offline": offline_runs,
+                "offline_best": base,
+                "service": rows,
+            },
+            indent=2,
+        )
+    )
+    print(f"wrote {RESULTS}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,109 @@
+"""`python -m serve --classifier RUN [--autoencoder RUN] [--port 8000]`: start the line service.
+
+Runs are checked before the server starts, so a wrong name fails at once with the list of runs.
+Needs DEFECTLENS_API_TOKEN (or --no-auth for local use). See docs/serve.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+from serve.settings import MB, Settings, SettingsError
+
+
+def build_parser() -> argparse.ArgumentParser:
+    defaults = Settings("_", auth=False)
+    parser = argparse.ArgumentParser(
+        prog="python -m serve",
+        description="DefectLens line service: POST /v1/inspect, WS /v1/alerts, docs at /docs. "
+        "Clients send 'Authorization: Bearer $DEFECTLENS_API_TOKEN'. See docs/serve.md.",
+    )
+    parser.add_argument("--classifier", required=True, help="classifier run name or folder")
+    parser.add_argument("--autoencoder", help="autoencoder run name or folder (optional)")
+    parser.add_argument("--host", default="127.0.0.1", help="bind address (0.0.0.0 in a container)")
+    parser.add_argument("--port", type=int, default=8000)
+    parser.add_argument(
+        "--max-batch", type=int, default=defaults.max_batch, help="most parts per model call"
+    )
+    parser.add_argument(
+        "--max-wait-ms",
+        type=float,
+        default=defaults.max_wait_ms,
+        help="how long a lone request waits for company before its model call",
+    )
+    parser.add_argument(
+        "--alert-threshold",
+        type=float,
+        default=defaults.alert_threshold,
+        help="risk at or above which a part is pushed to /v1/alerts",
+    )
+    parser.add_argument(
+        "--station", default=defaults.station, help="station id when a request has no X-Station"
+    )
+    parser.add_argument(
+        "--max-image-mb", type=float, default=defaults.max_image_bytes / MB, help="cap per image"
+    )
+    parser.add_argument(
+        "--max-upload-mb",
+        type=float,
+        default=defaults.max_upload_bytes / MB,
+        help="cap per /v1/inspect/batch request",
+    )
+    parser.add_argument(
+        "--db-url", help="review-log SQLAlchemy URL (default $DEFECTLENS_DB_URL, else SQLite)"
+    )
+    parser.add_argument(
+        "--no-auth", action="store_true", help="accept requests without a token (local use only)"
+    )
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    from store import RunError, load_run
+
+    try:
+        settings = Settings(
+            classifier=args.classifier,
+            autoencoder=args.autoencoder,
+            auth=not args.no_auth,
+            max_batch=args.max_batch,
+            max_wait_ms=args.max_wait_ms,
+            max_image_bytes=int(args.max_image_mb * MB),
+            max_upload_bytes=int(args.max_upload_mb * MB),
+            alert_threshold=args.alert_threshold,
+            station=args.station,
+            db_url=args.db_url,
+        )
+        for flag, name, kind in (
+            ("--classifier", args.classifier, "classifier"),
+            ("--autoencoder", args.autoencoder, "autoencoder"),
+        ):
+            if name is not None and load_run(name).kind != kind:
+                raise SettingsError(f"{flag} {name}: not a {kind} run")
+    except (SettingsError, RunError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if not 0 < args.port < 65536:
+        print(f"error: --port {args.port}: use 1-65535", file=sys.stderr)
+        return 2
+
+    import uvicorn
+
+    from serve.app import create_app
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    uvicorn.run(
+        create_app(settings),
+        host=args.host,
+        port=args.port,
+        log_level="warning",
+        timeout_graceful_shutdown=30,
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
