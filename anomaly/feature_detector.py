@@ -21,7 +21,7 @@ import numpy as np
 from anomaly.features import extract
 from anomaly.localize import RegionBox, mask_to_boxes, predicted_mask
 from anomaly.memory import METHODS, score_padim, score_patchcore
-from anomaly.scoring import ScoringError, is_anomalous, part_mask, top_k_mean
+from anomaly.postprocess import ScoringError, is_anomalous, part_mask, top_k_mean
 
 BANK = "memory_bank"
 PADIM_MEAN = "padim_mean"

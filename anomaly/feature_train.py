@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 import store
-from anomaly.evaluate import evaluate_detector
+from anomaly.evaluation import evaluate_detector
 from anomaly.feature_detector import (
     BANK,
     PADIM_INV_COV,
@@ -30,7 +30,7 @@ from anomaly.feature_detector import (
 from anomaly.features import FeatureError, FeatureSpec, build_extractor, extract, with_projection
 from anomaly.localize import calibrate_pixel_threshold
 from anomaly.memory import fit_padim, fit_patchcore
-from anomaly.scoring import f1_optimal_threshold, part_mask, percentile_threshold
+from anomaly.postprocess import f1_optimal_threshold, part_mask, percentile_threshold
 
 log = logging.getLogger(__name__)
 

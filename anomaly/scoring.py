@@ -19,7 +19,13 @@ from typing import Any
 import cv2
 import numpy as np
 
-from store.thresholds import decide
+from anomaly.postprocess import (
+    ScoringError,
+    as_stack,
+    is_anomalous,
+    part_mask,
+    top_k_mean,
+)
 
 log = logging.getLogger(__name__)
 
@@ -29,10 +35,6 @@ THRESHOLD_METHODS = ("percentile", "f1")
 STATS_FILE = "error_stats.npy"
 SCORE_NAME = "top_k_mean"
 _MSE_WEIGHT = 10.0  # same balance as the mse+ssim training loss
-
-
-class ScoringError(ValueError):
-    """Inputs to scoring or threshold calibration are unusable."""
 
 
 @dataclass
@@ -62,16 +64,6 @@ class ScoreConfig:
         return cls(**{k: v for k, v in data.items() if k in names})
 
 
-def _as_stack(x: np.ndarray) -> np.ndarray:
-    """(N, S, S) float32 from (N, S, S) or (N, S, S, 1)."""
-    x = np.asarray(x, dtype=np.float32)
-    if x.ndim == 4 and x.shape[-1] == 1:
-        x = x[..., 0]
-    if x.ndim != 3:
-        raise ScoringError(f"expected images shaped (N, H, W) or (N, H, W, 1), got {x.shape}")
-    return x
-
-
 def ssim_map(a: np.ndarray, b: np.ndarray, sigma: float = 1.5) -> np.ndarray:
     """Per-pixel SSIM of two images in [0, 1] (Gaussian window, as tf.image.ssim)."""
     c1, c2 = 0.01**2, 0.03**2
@@ -90,7 +82,7 @@ def ssim_map(a: np.ndarray, b: np.ndarray, sigma: float = 1.5) -> np.ndarray:
 
 def error_maps(images: np.ndarray, recon: np.ndarray, kind: str = "mse+ssim") -> np.ndarray:
     """Raw per-pixel reconstruction error, (N, S, S) float32."""
-    x, r = _as_stack(images), _as_stack(recon)
+    x, r = as_stack(images), as_stack(recon)
     if x.shape != r.shape:
         raise ScoringError(f"images {x.shape} and reconstructions {r.shape} differ in shape")
     if kind not in ERROR_KINDS:
@@ -106,55 +98,12 @@ def error_maps(images: np.ndarray, recon: np.ndarray, kind: str = "mse+ssim") ->
 
 def smooth(maps: np.ndarray, sigma: float) -> np.ndarray:
     """Gaussian smoothing: single-pixel noise is not a defect, a blob of error is."""
-    maps = _as_stack(maps)
+    maps = as_stack(maps)
     if sigma <= 0:
         return maps
     return np.stack(
         [cv2.GaussianBlur(m, (0, 0), sigma, borderType=cv2.BORDER_REFLECT) for m in maps]
     )
-
-
-def part_mask(
-    image: np.ndarray,
-    min_frac: float = 0.05,
-    max_frac: float = 0.95,
-    min_separability: float = 0.8,
-) -> np.ndarray:
-    """Bool mask of the part (largest bright region, convex hull, slightly dilated).
-
-    The hull keeps bites out of the rim (edge chips) inside; the dilation keeps protrusions
-    (burrs). Images without a distinct part (textures, close-ups) get an all-true mask.
-    """
-    img = np.asarray(image, dtype=np.float32)
-    if img.ndim == 3:
-        img = img[..., 0]
-    u8 = np.clip(img * 255.0, 0, 255).astype(np.uint8)
-    blurred = cv2.GaussianBlur(u8, (5, 5), 0)
-    level, binary = cv2.threshold(blurred, 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
-    full = np.ones(img.shape, dtype=bool)
-    fg = binary > 0
-    if fg.all() or not fg.any():
-        return full
-    # Otsu's separability (between-class / total variance) tells a part on a background
-    # (two modes) from a texture (one mode)
-    values = blurred.astype(np.float64)
-    between = fg.mean() * (1 - fg.mean()) * (values[fg].mean() - values[~fg].mean()) ** 2
-    if between < min_separability * max(values.var(), 1e-9):
-        return full
-    n, labels, stats, _ = cv2.connectedComponentsWithStats(binary, connectivity=8)
-    if n < 2:
-        return full
-    largest = 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
-    frac = stats[largest, cv2.CC_STAT_AREA] / img.size
-    if not min_frac <= frac <= max_frac:
-        return full
-    points = cv2.findNonZero((labels == largest).astype(np.uint8))
-    hull = cv2.convexHull(points)
-    mask = np.zeros(img.shape, dtype=np.uint8)
-    cv2.fillConvexPoly(mask, hull, 1)
-    radius = max(1, img.shape[0] // 32)
-    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
-    return cv2.dilate(mask, kernel).astype(bool)
 
 
 @dataclass
@@ -166,7 +115,7 @@ class ErrorStats:
 
     @classmethod
     def fit(cls, maps: np.ndarray) -> ErrorStats:
-        maps = _as_stack(maps)
+        maps = as_stack(maps)
         if len(maps) < 2:
             raise ScoringError(f"per-pixel statistics need at least 2 good images, got {len(maps)}")
         std = maps.std(axis=0)
@@ -175,7 +124,7 @@ class ErrorStats:
         return cls(mean=maps.mean(axis=0), std=np.maximum(std, floor).astype(np.float32))
 
     def normalize(self, maps: np.ndarray) -> np.ndarray:
-        maps = _as_stack(maps)
+        maps = as_stack(maps)
         if maps.shape[1:] != self.mean.shape:
             raise ScoringError(f"maps {maps.shape[1:]} do not match statistics {self.mean.shape}")
         return np.maximum((maps - self.mean) / self.std, 0.0).astype(np.float32)
@@ -200,14 +149,14 @@ def anomaly_maps(
 ) -> np.ndarray:
     """Final anomaly maps (N, S, S): error (or DRAEM mask) -> smoothing -> normalisation ->
     part mask."""
-    x = _as_stack(images)
+    x = as_stack(images)
     if config.map == "mask":
         if masks is None:
             raise ScoringError(
                 "map kind 'mask' scores a DRAEM model's anomaly mask, but none was given; "
                 "use AnomalyDetector.score_arrays, which runs the model"
             )
-        masks = _as_stack(masks)
+        masks = as_stack(masks)
         if masks.shape != x.shape:
             raise ScoringError(f"images {x.shape} and masks {masks.shape} differ in shape")
         maps = smooth(masks, config.sigma)
@@ -220,59 +169,6 @@ def anomaly_maps(
     if config.part_mask:
         maps = maps * np.stack([part_mask(img) for img in x])
     return maps.astype(np.float32)
-
-
-def top_k_mean(maps: np.ndarray, top_k: float) -> np.ndarray:
-    """Image scores: mean of the top `top_k` percent of each map's pixels (at least one)."""
-    maps = _as_stack(maps)
-    if not 0 < top_k <= 100:
-        raise ScoringError(f"top_k is a percentage of pixels in (0, 100], got {top_k}")
-    flat = maps.reshape(len(maps), -1)
-    k = max(1, int(round(flat.shape[1] * top_k / 100.0)))
-    top = np.partition(flat, flat.shape[1] - k, axis=1)[:, -k:]
-    return top.mean(axis=1)
-
-
-def percentile_threshold(good_scores: Sequence[float], q: float = 99.0) -> float:
-    """Threshold from held-out good parts: about (100 - q) % of them will be flagged."""
-    scores = np.asarray(good_scores, dtype=np.float64)
-    if scores.size == 0:
-        raise ScoringError("percentile threshold needs held-out good scores; got none")
-    if not 0 < q <= 100:
-        raise ScoringError(f"percentile must be in (0, 100], got {q}")
-    return float(np.percentile(scores, q))
-
-
-def f1_optimal_threshold(scores: Sequence[float], labels: Sequence[bool]) -> tuple[float, float]:
-    """(threshold, F1) maximising F1 of `score >= threshold` with defects as positives.
-
-    The threshold lies halfway between neighbouring scores so that the rule is stable.
-    """
-    s = np.asarray(scores, dtype=np.float64)
-    y = np.asarray(labels, dtype=bool)
-    if s.shape != y.shape or s.ndim != 1:
-        raise ScoringError(f"scores {s.shape} and labels {y.shape} must be equal-length vectors")
-    if y.all() or not y.any():
-        raise ScoringError("the F1 threshold needs both good and defective labelled images")
-    values = np.unique(s)[::-1]  # descending candidate cut points
-    below = np.append(values[1:], values[-1] - 1.0)
-    cuts = (values + below) / 2.0  # flag everything >= values[i]
-    order = np.argsort(-s, kind="stable")
-    s_sorted, y_sorted = s[order], y[order]
-    f1s = []
-    for cut in cuts:
-        flagged = decide(s_sorted, cut)
-        tp = int(np.sum(flagged & y_sorted))
-        fp = int(np.sum(flagged & ~y_sorted))
-        fn = int(np.sum(~flagged & y_sorted))
-        f1s.append(2 * tp / (2 * tp + fp + fn))
-    best = int(np.argmax(f1s))
-    return float(cuts[best]), float(f1s[best])
-
-
-def is_anomalous(scores: Sequence[float] | np.ndarray, threshold: float) -> np.ndarray:
-    """The decision rule of every run: a score at or above the threshold means anomalous."""
-    return decide(scores, threshold)
 
 
 @dataclass
@@ -388,8 +284,7 @@ def score_images(
     detector = run if hasattr(run, "score_arrays") else AnomalyDetector.from_run(run)
     decoded = [img if isinstance(img, np.ndarray) else read_image(img) for img in images]
     if not decoded:
-        size = detector.preprocess.size
-        return np.zeros(0), [], np.zeros((0, size, size), np.float32)
+        return np.zeros(0), [], np.zeros((0, *detector.preprocess.shape), np.float32)
     x = detector.preprocess.apply_batch(decoded)
     scores, maps, recon = detector.score_arrays(x)
     originals = [

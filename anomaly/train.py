@@ -26,13 +26,14 @@ import keras
 import numpy as np
 
 import store
-from anomaly.evaluate import check_masks, evaluate_detector
+from anomaly.evaluation import check_masks, evaluate_detector
 from anomaly.feature_train import FeatureData, fit_feature_run
 from anomaly.features import APPLICATIONS
 from anomaly.inputs import expand_image_args
 from anomaly.memory import METHODS as FEATURE_MODELS
 from anomaly.model import LOSSES, MODELS, build_autoencoder, build_draem, focal_dice_loss, get_loss
 from anomaly.normal_set import TrainingSetError, select_training_paths
+from anomaly.postprocess import ScoringError, f1_optimal_threshold, part_mask, percentile_threshold
 from anomaly.pseudo_defects import PseudoDefectConfig, corrupt_batch
 from anomaly.scoring import (
     MAP_KINDS,
@@ -41,11 +42,7 @@ from anomaly.scoring import (
     AnomalyDetector,
     ErrorStats,
     ScoreConfig,
-    ScoringError,
     error_maps,
-    f1_optimal_threshold,
-    part_mask,
-    percentile_threshold,
     smooth,
 )
 from imaging import Preprocess, discover, load_images

@@ -56,8 +56,8 @@ def main(argv: list[str] | None = None) -> dict:
     tf.config.threading.set_intra_op_parallelism_threads(args.threads)
     tf.config.threading.set_inter_op_parallelism_threads(args.threads)
 
+    from meltingtank.inference import predict_series
     from meltingtank.loader import load_kamp_csv
-    from meltingtank.predict import predict_series
     from synthetic.melting import generate_series, write_csv
 
     timings: dict[str, float] = {}

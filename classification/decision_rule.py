@@ -57,7 +57,9 @@ def run_predicted_classes(probabilities: np.ndarray, info: dict) -> list[str]:
     defect_only = p.copy()
     defect_only[:, names.index(normal)] = -np.inf
     flagged = run_predicted_defective(p, info)
-    return [names[int(d.argmax())] if f else normal for d, f in zip(defect_only, flagged, strict=True)]
+    return [
+        names[int(d.argmax())] if f else normal for d, f in zip(defect_only, flagged, strict=True)
+    ]
 
 
 def _check(probabilities: np.ndarray, class_names: Sequence[str]) -> np.ndarray:

@@ -15,9 +15,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from classification.inference import predict_images
 from classification.metrics import classification_report
 from classification.operating_point import Choice, choose_threshold, decide_classes, defect_scores
-from classification.predict import predict_images
 from classification.splits import classifier_splits
 from imaging import DatasetSpec, discover
 from store import Run, load_run, write_metrics, write_run_info

@@ -23,6 +23,7 @@ from classification.augment import RECIPES, describe_recipes, get_recipe
 from classification.batchnorm import RecalibrateBatchNorm, recalibrate_batchnorm
 from classification.evaluation import summary_of
 from classification.guards import assess_classifier
+from classification.inference import cam_targets
 from classification.metrics import classification_report, format_report
 from classification.models import MODEL_NAMES, WEIGHTS, build_model, cam_layer_name
 from classification.operating_point import (
@@ -32,7 +33,6 @@ from classification.operating_point import (
     defect_scores,
     parse_policy,
 )
-from classification.predict import cam_targets
 from classification.smalldata import (
     MIN_STEPS_PER_EPOCH,
     EpochSelection,

@@ -7,6 +7,8 @@ nothing; these checks turn that into a warning shown next to the result.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 
 # An image is flagged when the model input is this many times larger than its shorter side.
@@ -14,14 +16,17 @@ MAX_UPSCALE = 4.0
 DARK_MEAN, BRIGHT_MEAN, FLAT_STD = 8.0, 247.0, 2.0
 
 
-def screen_image(pixels: np.ndarray, model_size: int) -> list[str]:
-    """Warnings for an image decoded by read_image, about to be resized to `model_size`."""
+def screen_image(pixels: np.ndarray, model_size: int | Sequence[int]) -> list[str]:
+    """Warnings for an image decoded by read_image, about to be resized to `model_size`
+    (one side, or (height, width))."""
     notes: list[str] = []
     height, width = pixels.shape[:2]
-    if min(height, width) * MAX_UPSCALE < model_size:
+    model_h, model_w = (model_size, model_size) if isinstance(model_size, int) else model_size
+    upscale = max(model_h / max(height, 1), model_w / max(width, 1))
+    if upscale > MAX_UPSCALE:
         notes.append(
-            f"image is only {width}x{height} px, upscaled {model_size / min(height, width):.0f}x "
-            f"to the model's {model_size} px input: result unreliable"
+            f"image is only {width}x{height} px, upscaled {upscale:.0f}x "
+            f"to the model's {model_w}x{model_h} px input: result unreliable"
         )
     values = np.asarray(pixels, dtype=np.float32)
     mean, std = float(values.mean()), float(values.std())

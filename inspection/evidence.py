@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from classification.predict import predict_images
+from classification.inference import predict_images
 from explain.overlay import blend, draw_boxes, outline_mask
 from imaging import Preprocess, read_image
 from store import Run

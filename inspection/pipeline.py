@@ -27,8 +27,8 @@ import numpy as np
 import pandas as pd
 
 from anomaly.scoring import AnomalyDetector
+from classification.inference import cam_targets
 from classification.operating_point import decide_classes
-from classification.predict import cam_targets
 from explain import cam_to_boxes, compute_cams
 from imaging import Preprocess, decode_image, read_file_bytes
 from imaging.screening import join_warnings, screen_image

@@ -77,8 +77,7 @@ class LineService:
                     self.settings.classifier, self.settings.autoencoder
                 )
             self.review = LineLog(self.settings.db_url, self.settings.images_dir)
-            size = self.inspector.preprocess.size
-            shape = (size, size) if isinstance(size, int) else tuple(size)
+            shape = self.inspector.preprocess.shape
             self.inspector.score([np.zeros(shape, np.uint8)])
             self.inspector.heatmaps([np.zeros(shape, np.uint8)])
             self.inspector.timings.clear()

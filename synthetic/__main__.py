@@ -6,7 +6,7 @@ import argparse
 import sys
 
 from store.cli_errors import cli_main
-from synthetic import casting, sheet
+from synthetic import casting, sheet, writer
 
 
 def _run_melting(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
@@ -20,11 +20,21 @@ def build_parser(argv: list[str]) -> argparse.ArgumentParser:
     """The dispatcher; the melting generator is imported only when it is asked for."""
     parser = argparse.ArgumentParser(prog="python -m synthetic", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for name, module, help_text in (
-        ("casting", casting, "cast impellers with exact defect masks, in every layout"),
-        ("sheet", sheet, "labelled contact sheet of good parts and every defect type"),
+    for name, module, doc, help_text in (
+        (
+            "casting",
+            writer,
+            casting.__doc__,
+            "cast impellers with exact defect masks, in every layout",
+        ),
+        (
+            "sheet",
+            sheet,
+            sheet.__doc__,
+            "labelled contact sheet of good parts and every defect type",
+        ),
     ):
-        sub = commands.add_parser(name, help=help_text, description=module.__doc__)
+        sub = commands.add_parser(name, help=help_text, description=doc)
         module.add_arguments(sub)
         sub.set_defaults(handler=module.main, subparser=sub)
     sub = commands.add_parser("melting", help="melting-tank sensor series (KAMP schema)")

@@ -8,7 +8,6 @@ it, and that difference is the mask.
 
 from __future__ import annotations
 
-import argparse
 import logging
 
 import cv2
@@ -111,81 +110,3 @@ def render_part(
         log.debug("%s covers %.4f of the image after %d tries", defect, mask.mean(), MAX_ATTEMPTS)
     image = np.where(mask, damaged, clean)
     return image, mask.astype(np.uint8) * 255
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Options of ``python -m synthetic casting``."""
-    parser.add_argument("--out", required=True, help="output folder (must be empty or new)")
-    parser.add_argument("--n", type=int, default=1000, help="number of images (default 1000)")
-    parser.add_argument("--size", type=int, default=300, help="image side in pixels (>= 64)")
-    parser.add_argument("--seed", type=int, default=0, help="random seed (same seed, same bytes)")
-    parser.add_argument(
-        "--classes",
-        choices=("binary", "types"),
-        default="binary",
-        help="binary: def_front/ok_front like the Kaggle set; types: good + one folder per defect",
-    )
-    parser.add_argument(
-        "--test-frac", type=float, default=0.2, help="share of images in test/ (default 0.2)"
-    )
-    parser.add_argument(
-        "--defect-share",
-        type=float,
-        default=None,
-        help="share of defective parts (default 0.567, as in the Kaggle casting set)",
-    )
-    parser.add_argument(
-        "--contrast",
-        type=float,
-        default=DEFAULT_CONTRAST,
-        help=f"defect visibility (default {DEFAULT_CONTRAST}, tuned for the demo classifier); "
-        "lower is harder",
-    )
-    parser.add_argument("--workers", type=int, default=2, help="worker processes (default 2)")
-    parser.add_argument(
-        "--overwrite",
-        action="store_true",
-        help="replace what an earlier run wrote in --out (other files are left alone)",
-    )
-
-
-def main(args: argparse.Namespace, parser: argparse.ArgumentParser | None = None) -> int:
-    """Validate the options, write the data set and print its summary."""
-    from synthetic.writer import DEFECT_SHARE, OutputError, generate_casting_dataset
-
-    def fail(message: str) -> int:
-        if parser is not None:
-            parser.error(message)
-        raise SystemExit(f"error: {message}")
-
-    share = DEFECT_SHARE if args.defect_share is None else args.defect_share
-    if args.n < 2:
-        return fail(f"--n {args.n}: need at least 2 images (one good, one defective)")
-    if args.size < MIN_SIZE:
-        return fail(f"--size {args.size}: use at least {MIN_SIZE} pixels")
-    if not 0.0 <= args.test_frac < 1.0:
-        return fail(f"--test-frac {args.test_frac}: choose a fraction in [0, 1)")
-    if not 0.0 < share < 1.0:
-        return fail(f"--defect-share {share}: choose a fraction strictly between 0 and 1")
-    if args.contrast <= 0:
-        return fail(f"--contrast {args.contrast}: must be positive")
-    if args.workers < 1:
-        return fail(f"--workers {args.workers}: need at least 1")
-    try:
-        summary = generate_casting_dataset(
-            args.out,
-            n=args.n,
-            size=args.size,
-            seed=args.seed,
-            classes=args.classes,
-            test_frac=args.test_frac,
-            defect_share=share,
-            contrast=args.contrast,
-            workers=args.workers,
-            overwrite=args.overwrite,
-            progress=True,
-        )
-    except OutputError as err:
-        return fail(str(err))
-    print(summary.format())
-    return 0

@@ -11,9 +11,10 @@ import pytest
 from test_anomaly_pipeline import make_dataset
 
 import store
-from anomaly.evaluate import evaluate_run
+from anomaly.evaluation import evaluate_run
 from anomaly.model import build_draem, focal_dice_loss
-from anomaly.scoring import AnomalyDetector, ScoreConfig, ScoringError, anomaly_maps, score_images
+from anomaly.postprocess import ScoringError
+from anomaly.scoring import AnomalyDetector, ScoreConfig, anomaly_maps, score_images
 
 REPO = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.xdist_group("anomaly_draem")

@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 
 import store
-from anomaly.evaluate import binned_auroc, evaluate_detector, evaluate_run
+from anomaly.evaluation import binned_auroc, evaluate_detector, evaluate_run
 from anomaly.predict import main as predict_main
 from anomaly.predict import predict_files
 from anomaly.scoring import AnomalyDetector, score_images

@@ -3,19 +3,15 @@
 import numpy as np
 import pytest
 
-from anomaly.scoring import (
-    ErrorStats,
-    ScoreConfig,
+from anomaly.postprocess import (
     ScoringError,
-    anomaly_maps,
-    error_maps,
     f1_optimal_threshold,
     is_anomalous,
     part_mask,
     percentile_threshold,
-    ssim_map,
     top_k_mean,
 )
+from anomaly.scoring import ErrorStats, ScoreConfig, anomaly_maps, error_maps, ssim_map
 
 
 def test_top_k_mean_averages_only_the_highest_pixels():

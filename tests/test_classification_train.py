@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 
 import store
-from classification.predict import PredictError, predict_images
+from classification.inference import PredictError, predict_images
 from classification.predict import main as predict_main
 from classification.splits import classifier_splits
 from classification.train import TrainConfig, _callbacks, _class_weights, learning_rate, train

@@ -9,7 +9,7 @@ import pytest
 from sklearn.metrics import roc_auc_score
 
 import store
-from classification.predict import predict_images
+from classification.inference import predict_images
 from classification.splits import classifier_splits
 from imaging import discover
 from synthetic.writer import generate_casting_dataset
@@ -123,7 +123,7 @@ def test_demo_autoencoder_keeps_its_recorded_image_auroc(demo_test_split):
 def test_demo_anomaly_meets_the_issue_17_targets_and_keeps_its_pixel_metrics(demo_spec):
     """PatchCore demo: image, per-type and pixel AUROC, AUPRO and F1 recomputed on the test
     split match run.json and metrics.json, and the recorded numbers meet issue #17's targets."""
-    from anomaly.evaluate import evaluate_detector
+    from anomaly.evaluation import evaluate_detector
     from anomaly.scoring import AnomalyDetector
 
     run = store.load_run(DEMO_WEIGHTS / "demo_anomaly")
@@ -146,7 +146,7 @@ def test_demo_anomaly_meets_the_issue_17_targets_and_keeps_its_pixel_metrics(dem
 
 
 def test_demo_lstm_keeps_its_recorded_roc_auc_on_the_test_tail():
-    from meltingtank.predict import predict_series
+    from meltingtank.inference import predict_series
     from synthetic.melting import generate_series
 
     (name,) = [n for n in DEMO_RUNS if store.load_run(DEMO_WEIGHTS / n).kind == "lstm"]

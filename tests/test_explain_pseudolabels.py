@@ -37,7 +37,11 @@ def test_decision_rule_is_argmax_against_the_normal_class():
     # at the run's operating point: defect probability >= its recorded threshold (0.5 without)
     info = {"class_names": CLASSES, "normal_class": "ok_front"}
     assert run_predicted_defective(probs, info).tolist() == [True, False, False]
-    assert run_predicted_defective(probs, {**info, "threshold": 0.15}).tolist() == [True, True, True]
+    assert run_predicted_defective(probs, {**info, "threshold": 0.15}).tolist() == [
+        True,
+        True,
+        True,
+    ]
     assert run_predicted_classes(probs, {**info, "threshold": 0.3}) == [
         "def_front",
         "ok_front",

@@ -12,8 +12,8 @@ from PIL import Image
 
 import explain
 from classification import train
-from classification.predict import predict_images
-from explain.evaluate import evaluate
+from classification.inference import predict_images
+from explain.evaluation import evaluate
 from imaging import Preprocess
 from imaging.preprocess import PreprocessError, parse_size
 from store import load_run

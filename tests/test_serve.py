@@ -20,9 +20,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from fastapi import WebSocketDisconnect
 from fastapi.testclient import TestClient
 from serve_runs import build_tiny_runs, part_png
-from starlette.websockets import WebSocketDisconnect
 
 from imaging import ImageError, read_image
 from inspection import Inspector, risk_score

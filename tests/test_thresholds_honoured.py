@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 import store
+from classification.inference import predict_images
 from classification.predict import main as predict_main
-from classification.predict import predict_images
 from classification.train import main as train_main
 from inspection import Inspector
 from store.thresholds import save_threshold, threshold_record

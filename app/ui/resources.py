@@ -438,7 +438,7 @@ def uploaded_series(file_id: str, name: str, _data: bytes) -> pd.DataFrame:
 
 @st.cache_resource(show_spinner=False, max_entries=6)
 def _ng_probability(run_key: str, source_key: str, _ref: RunRef, _frame: pd.DataFrame):
-    from meltingtank.predict import predict_series
+    from meltingtank.inference import predict_series
 
     predicted = predict_series(_ref.run(), _frame)
     if len(predicted) == len(_frame):

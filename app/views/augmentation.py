@@ -9,7 +9,7 @@ from ui.gallery import choose_dataset, filter_items, picked_from_row
 from ui.resources import RunRef, cams, reference_scale
 from ui.sidebar import pick_runs
 
-from explain.evaluate import evaluate_image
+from explain.evaluation import evaluate_image
 from explain.metrics import disagreement
 
 BOX_METRICS = ("energy_inside", "box_iou", "off_part_energy", "entropy", "blobs")

@@ -220,8 +220,9 @@ negatives = st.toggle(
     "Include parts predicted good as negatives",
     value=False,
     key="boxes_export_negatives",
-    help="Boxes come only from parts the classifier calls defective at the run's threshold. With this "
-    "on, parts predicted good are listed as images without annotations (COCO negatives).",
+    help="Boxes come only from parts the classifier calls defective at the run's threshold. "
+    "With this on, parts predicted good are listed as images without annotations (COCO "
+    "negatives).",
 )
 if st.button("Compute boxes", key="boxes_export_run", icon=":material/play_arrow:"):
     from imaging import ImageError

@@ -1,0 +1,229 @@
+"""How well a classifier's heatmaps find the defects: CAMs of a run against ground-truth masks.
+
+Defective images with masks get localization metrics (energy inside the dilated mask, pointing
+game, best box IoU, instance recall and precision); every image gets the label-free noise
+metrics; good parts also report their mean defect-class intensity. Heatmaps are mapped back to
+the original image (undoing the run's crop and resize) before anything is compared.
+`python -m explain.evaluate` is the command-line shell over `evaluate`.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from tqdm import tqdm
+
+from explain import compute_cams
+from explain import metrics as cam_metrics
+from explain.layers import ExplainError
+
+log = logging.getLogger(__name__)
+LOCALIZATION = (
+    "energy_inside",
+    "pointing_hit",
+    "box_iou",
+    "box_hit@0.3",
+    "box_hit@0.5",
+    "instance_recall",
+    "instance_precision",
+)
+NOISE = ("off_part_energy", "entropy", "blobs", "mean_intensity")
+
+
+def defect_class_index(info: dict[str, Any], defect_type: str) -> int:
+    """The class whose heatmap we judge: the image's own defect type if the model knows it,
+    else the run's defect class; -1 (the prediction) when the run names none."""
+    names = list(info.get("class_names") or [])
+    if defect_type and defect_type in names:
+        return names.index(defect_type)
+    defect = info.get("defect_class")
+    if defect in names:
+        return names.index(defect)
+    return -1
+
+
+def select_items(items: pd.DataFrame, split: str | None, limit: int | None) -> pd.DataFrame:
+    """Images to evaluate: defective ones with masks and good ones, `limit` of each at most."""
+    if split is not None:
+        if split not in set(items["split"]):
+            raise ExplainError(
+                f"split {split!r} not in the data set (has {sorted(set(items['split']))}); "
+                "pass --split with one of those or --split all"
+            )
+        items = items[items["split"] == split]
+    has_mask = items["mask_path"].map(lambda p: isinstance(p, str) and bool(p))
+    defects, good = items[items["is_defect"] & has_mask], items[~items["is_defect"]]
+    if limit is not None:
+        defects, good = defects.head(limit), good.head(limit)
+    if defects.empty:
+        log.warning("no defective images with masks: only noise metrics will be reported")
+    return pd.concat([defects, good]).reset_index(drop=True)
+
+
+def evaluate_image(
+    cam: np.ndarray, image: np.ndarray, mask: np.ndarray | None, threshold, min_area: int
+) -> dict[str, float]:
+    """All metrics of one original-size heatmap."""
+    out = cam_metrics.noise(cam, image, threshold=threshold, min_area=min_area)
+    if mask is not None:
+        out.update(cam_metrics.localization(cam, mask, threshold=threshold, min_area=min_area))
+    return out
+
+
+def _batches(frame: pd.DataFrame, size: int) -> Iterable[pd.DataFrame]:
+    for start in range(0, len(frame), size):
+        yield frame.iloc[start : start + size]
+
+
+def evaluate(
+    run: Any,
+    data: str | Path,
+    method: str = "gradcam",
+    layer: str | None = None,
+    split: str | None = "test",
+    limit: int | None = None,
+    threshold: str | float = "otsu",
+    min_area: int = 16,
+    batch_size: int = 16,
+    **cam_options: Any,
+) -> dict[str, Any]:
+    """Per-image metrics and their summaries (per defect type, overall, good parts)."""
+    from imaging import Preprocess, discover, read_image, to_gray
+    from store import load_run
+
+    run = load_run(run) if isinstance(run, str | Path) else run
+    if run.kind != "classifier":
+        raise ExplainError(f"run {run.name!r} is a {run.kind} run; evaluate needs a classifier")
+    model = run.load_model()
+    preprocess = Preprocess.from_dict(run.info.get("preprocess"))
+    layer = layer or run.info.get("cam_layer")
+    spec = discover(data)
+    if split == "all" or (split == "test" and "test" not in set(spec.items["split"])):
+        split = None
+    items = select_items(spec.items, split, limit)
+    class_names = list(run.info.get("class_names") or [])
+    rows = []
+    progress = tqdm(total=len(items), desc=f"{method} on {run.name}", unit="img")
+    for chunk in _batches(items, batch_size):
+        originals = [read_image(p) for p in chunk["path"]]
+        x = preprocess.apply_batch(originals)
+        targets = [defect_class_index(run.info, t) for t in chunk["defect_type"]]
+        probs = np.asarray(model(x, training=False))
+        cams = compute_cams(
+            model, x, method=method, layer=layer, class_index=targets, **cam_options
+        )
+        for item, original, cam, prob, target in zip(
+            chunk.itertuples(), originals, cams, probs, targets, strict=True
+        ):
+            gray = to_gray(original)
+            full = preprocess.cam_to_original(cam, gray.shape)
+            mask = None
+            if item.is_defect and isinstance(item.mask_path, str) and item.mask_path:
+                mask = to_gray(read_image(item.mask_path)) > 127
+            predicted = int(prob.argmax()) if len(prob) > 1 else int(prob[0] > 0.5)
+            rows.append(
+                {
+                    "path": item.path,
+                    "label": item.label,
+                    "defect_type": item.defect_type or "good",
+                    "is_defect": bool(item.is_defect),
+                    "explained_class": class_names[target]
+                    if 0 <= target < len(class_names)
+                    else target,
+                    "predicted": class_names[predicted]
+                    if predicted < len(class_names)
+                    else predicted,
+                    **evaluate_image(full, gray, mask, threshold, min_area),
+                }
+            )
+        progress.update(len(chunk))
+    progress.close()
+    frame = pd.DataFrame(rows)
+    return {
+        "run": run.name,
+        "data": str(data),
+        "method": method,
+        "layer": layer,
+        "threshold": threshold,
+        "min_area": min_area,
+        "summary": summarize(frame),
+        "images": frame.to_dict(orient="records"),
+    }
+
+
+def describe(values: pd.Series) -> dict[str, float]:
+    """Mean and quantiles: heatmap quality is a distribution, not one number."""
+    v = pd.to_numeric(values, errors="coerce").dropna()
+    if v.empty:
+        return {"n": 0}
+    q = v.quantile([0.1, 0.25, 0.5, 0.75, 0.9])
+    return {
+        "n": int(len(v)),
+        "mean": float(v.mean()),
+        "std": float(v.std(ddof=0)),
+        "p10": float(q[0.1]),
+        "p25": float(q[0.25]),
+        "median": float(q[0.5]),
+        "p75": float(q[0.75]),
+        "p90": float(q[0.9]),
+    }
+
+
+def summarize(frame: pd.DataFrame) -> dict[str, Any]:
+    """Per defect type, all defects together and good parts, each metric as a distribution."""
+    if frame.empty:
+        return {}
+    out: dict[str, Any] = {}
+    defects = frame[frame["is_defect"]]
+    groups = [(t, g) for t, g in defects.groupby("defect_type")]
+    if not defects.empty:
+        groups.append(("all defects", defects))
+    good = frame[~frame["is_defect"]]
+    if not good.empty:
+        groups.append(("good", good))
+    for name, group in groups:
+        wanted = (*LOCALIZATION, *NOISE) if name != "good" else NOISE
+        out[name] = {m: describe(group[m]) for m in wanted if m in group}
+        if name != "good" and "n_instances" in group:
+            out[name].update(pooled_instances(group))
+    return out
+
+
+def pooled_instances(group: pd.DataFrame) -> dict[str, Any]:
+    """Instance recall and precision pooled over the group's images (every instance and every
+    box counts once), next to the per-image means above."""
+    instances, found = group["n_instances"].sum(), group["n_found"].sum()
+    boxes, on_defect = group["n_boxes"].sum(), group["n_boxes_on_defect"].sum()
+    return {
+        "instances_pooled": {
+            "instances": int(instances),
+            "found": int(found),
+            "recall": float(found / instances) if instances else float("nan"),
+            "boxes": int(boxes),
+            "precision": float(on_defect / boxes) if boxes else float("nan"),
+        }
+    }
+
+
+def format_table(summary: dict[str, Any]) -> str:
+    """One line per group: means of the metrics (hit rates are means of 0/1)."""
+    columns = (*LOCALIZATION, *NOISE)
+    widths = [max(16, len(c) + 2) for c in columns]
+    head = f"{'group':<16}{'n':>5}" + "".join(
+        f"{c:>{w}}" for c, w in zip(columns, widths, strict=True)
+    )
+    lines = [head, "-" * len(head)]
+    for name, stats in summary.items():
+        n = max((s.get("n", 0) for k, s in stats.items() if k != "instances_pooled"), default=0)
+        cells = []
+        for c, w in zip(columns, widths, strict=True):
+            mean = stats.get(c, {}).get("mean")
+            cells.append(f"{'-' if mean is None or math.isnan(mean) else f'{mean:.3f}':>{w}}")
+        lines.append(f"{name:<16}{n:>5}" + "".join(cells))
+    return "\n".join(lines)
