@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 PORT ?= 8501
 
-.PHONY: install run test demo lint format browser postgres serve bench learning-curve clean-data
+.PHONY: install run test test-fast docs demo lint format browser postgres serve bench learning-curve clean-data
 
 install: $(STAMP)
 
@@ -42,6 +42,15 @@ postgres:
 
 test: install browser postgres
 	$(PY) -m pytest -n 2 --dist loadfile
+
+# The quick lane while you work: everything but the tests marked slow (training, browsers,
+# real clusters, demo-data regeneration). `make test` still runs everything and is what CI runs.
+test-fast: install postgres
+	$(PY) -m pytest -n 2 --dist loadfile -m "not slow"
+
+# docs/cli.md is generated from the CLIs' parsers (a test fails when it is out of date).
+docs: install
+	UPDATE_CLI_DOCS=1 $(PY) -m pytest -q tests/test_cli_reference.py
 
 # Demo data and runs: the committed weights/demo_* and samples/ are rebuilt by this target.
 # flip is the demo recipe and is trained last, so the dashboard opens on it (newest run first).

@@ -23,15 +23,23 @@ from anomaly.evaluation import (
 from store.cli_errors import atomic_output, check_output_file, cli_main
 
 
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m anomaly.evaluate",
+        description=__doc__,
+        formatter_class=argparse.RawTextHelpFormatter,
+    )
+    p.add_argument("--run", required=True, help="autoencoder run name or folder")
+    p.add_argument("--data", required=True, help="data set root with good and defective images")
+    p.add_argument("--split", default="test", help="split to evaluate (default test)")
+    p.add_argument("--out", type=Path, help="write the metrics as JSON here")
+    return p
+
+
 @cli_main
 def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    p.add_argument("--run", required=True, help="autoencoder run name or folder")
-    p.add_argument("--data", required=True, help="data set root with good and defective images")
-    p.add_argument("--split", default="test")
-    p.add_argument("--out", type=Path, help="write the metrics as JSON here")
-    args = p.parse_args(argv)
+    args = build_parser().parse_args(argv)
     if args.out:
         check_output_file(args.out)
     metrics = evaluate_run(args.run, args.data, args.split)

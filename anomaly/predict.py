@@ -118,16 +118,20 @@ def predict_files(
     return frame.sort_values("path", key=lambda s: s.map(order)).reset_index(drop=True)
 
 
-@cli_main
-def main(argv: Sequence[str] | None = None) -> int:
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--run", required=True, help="autoencoder run name or folder")
     p.add_argument("--images", required=True, nargs="+", help="image files and/or folders")
     p.add_argument("--out", required=True, type=Path, help="CSV to write")
     p.add_argument("--maps", type=Path, help="folder for heatmap PNGs (<stem>_map.png)")
     p.add_argument("--batch-size", type=positive_int, default=32, help="images per model call")
-    args = p.parse_args(argv)
+    return p
+
+
+@cli_main
+def main(argv: Sequence[str] | None = None) -> int:
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    args = build_parser().parse_args(argv)
     paths = expand_image_args(args.images)
     check_output_file(args.out)
     if args.maps is not None:
