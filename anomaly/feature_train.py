@@ -166,16 +166,7 @@ def fit_feature_run(config: Any, spec, good, preprocess, data: FeatureData) -> P
                 "calibration": calibration,
                 "score": score_config.to_dict(),
                 "normal_class": spec.normal_class,
-                "data": {
-                    "root": str(spec.root),
-                    "layout": spec.layout,
-                    "fingerprint": spec.fingerprint(),
-                    "counts": {
-                        "train_good": len(good.train),
-                        "stats_good": len(good.stats),
-                        "threshold_good": len(good.threshold),
-                    },
-                },
+                "data": good.data_record(spec),
                 "seed": config.seed,
                 "fit_seconds": round(fit_seconds, 1),
                 "test_scoring_seconds": round(eval_seconds, 1) if metrics else None,

@@ -106,6 +106,19 @@ class GoodSplit:
     stats: list[str]
     threshold: list[str]
 
+    def data_record(self, spec) -> dict:
+        """run.json's `data`: where the good parts came from and how they were split."""
+        return {
+            "root": str(spec.root),
+            "layout": spec.layout,
+            "fingerprint": spec.fingerprint(),
+            "counts": {
+                "train_good": len(self.train),
+                "stats_good": len(self.stats),
+                "threshold_good": len(self.threshold),
+            },
+        }
+
 
 def split_good(paths: Sequence[str], calib_frac: float, seed: int) -> GoodSplit:
     """Hold out `calib_frac` of the good images; half for error statistics, half for the threshold.
@@ -401,16 +414,7 @@ def _train_into(run_dir: Path, tracker: Any, config: TrainConfig, setup: tuple, 
         "calibration": calibration,
         "score": score_config.to_dict(),
         "normal_class": spec.normal_class,
-        "data": {
-            "root": str(spec.root),
-            "layout": spec.layout,
-            "fingerprint": spec.fingerprint(),
-            "counts": {
-                "train_good": len(good.train),
-                "stats_good": len(good.stats),
-                "threshold_good": len(good.threshold),
-            },
-        },
+        "data": good.data_record(spec),
         "seed": config.seed,
         "epochs": config.epochs,
         "epochs_run": epochs_run,
