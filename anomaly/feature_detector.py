@@ -29,6 +29,10 @@ PADIM_INV_COV = "padim_inv_cov"
 IMAGE_SCORES = ("patch_max", "top_k")
 
 
+# OpenCV 5 refuses more channels than this in one resize (CV_CN_MAX)
+_CV_CHANNELS = 128
+
+
 @dataclass
 class FeatureScoreConfig:
     """How patch distances become a map and a score; run.json "score"."""
@@ -110,15 +114,15 @@ class FeatureDetector:
         images = x[..., 0] if x.ndim == 4 else x
         size = images.shape[1:3]
         out = np.empty((len(patch), *size), np.float32)
-        # cv2 resizes and blurs up to 512 channels at once: one call per chunk, not per image
-        for i in range(0, len(patch), 256):
+        # cv2 resizes and blurs many channels at once (OpenCV 5: at most 128): one call per chunk
+        for i in range(0, len(patch), _CV_CHANNELS):
             chunk = np.ascontiguousarray(
-                np.asarray(patch[i : i + 256], np.float32).transpose(1, 2, 0)
+                np.asarray(patch[i : i + _CV_CHANNELS], np.float32).transpose(1, 2, 0)
             )
             up = cv2.resize(chunk, size[::-1], interpolation=cv2.INTER_LINEAR)
             if self.config.sigma > 0:
                 up = cv2.GaussianBlur(up, (0, 0), self.config.sigma, borderType=cv2.BORDER_REFLECT)
-            out[i : i + 256] = up.reshape(*size, -1).transpose(2, 0, 1)
+            out[i : i + _CV_CHANNELS] = up.reshape(*size, -1).transpose(2, 0, 1)
         if self.config.part_mask:
             out *= np.stack([part_mask(img) for img in images])
         return out

@@ -68,10 +68,14 @@ def overlay_url(at: AppTest) -> str:
 def test_layer_selector_walks_through_mobilenetv2_with_a_heatmap_each_time(app):
     at = open_page(app, "cam_inspector.py", "demo_mobilenetv2")
     select = at.selectbox(key="cam_layer_demo_mobilenetv2")
-    options = list(select.options)
-    assert select.value == "out_relu" and len(options) > 100
+    from explain import candidate_layers
+
+    # the selector shows labels ("12. block_2 · expand (block_2_expand_relu)"); its values are
+    # the layer paths explain lists
+    paths = candidate_layers(store.load_run(DEMO).load_model())
+    assert select.value == "out_relu" and len(select.options) == len(paths) > 100
     # first layer, inside residual blocks (a skip connection crosses them), middle, last
-    wanted = [options[0], "block_2_expand_relu", "block_5_depthwise", options[len(options) // 2]]
+    wanted = [paths[0], "block_2_expand_relu", "block_5_depthwise", paths[len(paths) // 2]]
     seen = {overlay_url(at)}
     for layer in wanted:
         at.selectbox(key="cam_layer_demo_mobilenetv2").set_value(layer).run()

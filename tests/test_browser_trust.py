@@ -102,6 +102,8 @@ def test_heatmap_boxes_exports_only_predicted_defects_and_counts_instances(
         assert "Colour scale: 0 (left) to 1 (right)" in text
         page.get_by_role("button", name="Compute boxes").click()
         _settle(page)
+        # on a busy machine the heatmaps of the whole gallery outlast the settle heuristic
+        page.get_by_text(re.compile(r"\d+ images read:")).first.wait_for(timeout=PAGE_TIMEOUT_MS)
         text = _main_text(page)
         found = re.search(
             r"(\d+) images read: (\d+) predicted defective .*?(\d+) predicted good", text

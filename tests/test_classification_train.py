@@ -90,7 +90,7 @@ def test_run_folder_records_what_inference_needs(trained_run):
     run = store.load_run(trained_run)
     info = run.info
     assert info["kind"] == "classifier"
-    assert info["preprocess"] == {"size": 48, "crop": 1.0, "clahe": False}
+    assert info["preprocess"] == {"size": 48, "crop": 1.0, "clahe": False, "color": "gray"}
     assert info["cam_layer"] == "last_conv"
     assert info["data"]["layout"] == "class_folders"
     assert info["data"]["counts"]["test"] == {"def_front": 6, "ok_front": 6}

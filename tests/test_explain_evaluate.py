@@ -8,6 +8,7 @@ import pytest
 from test_explain_cams import square_detector
 
 from explain import evaluate as ev
+from explain import evaluation
 from store import create_run_dir, write_run_info
 
 pytestmark = pytest.mark.xdist_group("explain_cams")
@@ -62,7 +63,7 @@ def tiny_run():
 
 
 def test_evaluate_finds_planted_defects_and_reports_per_type(tiny_run, mvtec_tree):
-    report = ev.evaluate(tiny_run, mvtec_tree)
+    report = evaluation.evaluate(tiny_run, mvtec_tree)
     summary = report["summary"]
     assert set(summary) == {"bright", "all defects", "good"}
     assert summary["bright"]["pointing_hit"]["mean"] == 1.0
@@ -98,11 +99,11 @@ def test_cli_prints_a_table_and_writes_per_image_json(tiny_run, mvtec_tree, tmp_
 
 def test_unknown_split_names_the_available_ones(tiny_run, mvtec_tree):
     with pytest.raises(ValueError, match="train"):
-        ev.evaluate(tiny_run, mvtec_tree, split="val")
+        evaluation.evaluate(tiny_run, mvtec_tree, split="val")
 
 
 def test_defect_class_prefers_the_images_own_type():
     info = {"class_names": ["good", "burr", "pinhole"], "defect_class": "burr"}
-    assert ev.defect_class_index(info, "pinhole") == 2
-    assert ev.defect_class_index(info, "scratch") == 1
-    assert ev.defect_class_index({"class_names": ["a", "b"]}, "") == -1
+    assert evaluation.defect_class_index(info, "pinhole") == 2
+    assert evaluation.defect_class_index(info, "scratch") == 1
+    assert evaluation.defect_class_index({"class_names": ["a", "b"]}, "") == -1

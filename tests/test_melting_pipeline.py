@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import store
-from meltingtank import predict, train
+from meltingtank import inference, predict, train
 from meltingtank.loader import load_kamp_csv
 from synthetic.melting import generate_series, write_csv
 
@@ -81,7 +81,7 @@ def test_every_epoch_is_checkpointed(tiny_run):
 
 def test_predict_series_gives_one_row_per_input_row(tiny_run):
     frame = load_kamp_csv(tiny_run[1])
-    preds = predict.predict_series(tiny_run[0], frame)
+    preds = inference.predict_series(tiny_run[0], frame)
     assert len(preds) == len(frame)
     assert (preds["STD_DT"] == frame["STD_DT"]).all()
     assert preds["ng_probability"].iloc[:9].isna().all()
@@ -92,7 +92,7 @@ def test_predict_series_gives_one_row_per_input_row(tiny_run):
 def test_predictions_match_the_model_on_the_same_window(tiny_run):
     run = store.load_run(tiny_run[0])
     frame = load_kamp_csv(tiny_run[1]).iloc[:50]
-    preds = predict.predict_series(run, frame)
+    preds = inference.predict_series(run, frame)
     scaled = np.asarray(
         (frame[["MELT_TEMP", "MOTORSPEED"]].to_numpy() - run.info["scaler"]["min"])
         / (np.array(run.info["scaler"]["max"]) - run.info["scaler"]["min"]),
@@ -114,11 +114,11 @@ def test_predict_cli_writes_a_csv(tiny_run, tmp_path, capsys):
 
 def test_log_shorter_than_the_window_is_refused(tiny_run):
     frame = load_kamp_csv(tiny_run[1]).iloc[:5]
-    with pytest.raises(predict.PredictionError, match="5 rows, fewer than the 10"):
-        predict.predict_series(tiny_run[0], frame)
+    with pytest.raises(inference.PredictionError, match="5 rows, fewer than the 10"):
+        inference.predict_series(tiny_run[0], frame)
 
 
 def test_log_without_the_trained_features_is_refused(tiny_run):
     frame = load_kamp_csv(tiny_run[1]).drop(columns=["MOTORSPEED"])
-    with pytest.raises(predict.PredictionError, match="MOTORSPEED"):
-        predict.predict_series(tiny_run[0], frame)
+    with pytest.raises(inference.PredictionError, match="MOTORSPEED"):
+        inference.predict_series(tiny_run[0], frame)

@@ -42,7 +42,7 @@ def _loaded(ref: RunRef) -> store.Run:
 def _split(run_key: str, split: str, _ref: RunRef) -> pd.DataFrame | str:
     try:
         return predict_split(_loaded(_ref), split)
-    except (EvaluationError, DatasetError) as exc:
+    except (EvaluationError, DatasetError, store.RunError) as exc:
         return str(exc)
 
 
