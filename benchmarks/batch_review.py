@@ -53,13 +53,18 @@ def write_parts(folder: Path, n: int, size: int, seed: int = 0) -> list[Path]:
     return paths
 
 
+DEMO_PAIR = {"classifier": "demo_flip", "autoencoder": "demo_anomaly"}
+
+
 def demo_runs() -> tuple[store.Run, store.Run] | None:
-    """The newest demo classifier and autoencoder (weights/demo_*), if both exist."""
+    """The demo recipe's classifier and the demo anomaly run (else the newest demo_* of each
+    kind), if both exist."""
     found = {}
-    for kind in ("classifier", "autoencoder"):
+    for kind, preferred in DEMO_PAIR.items():
         runs = [r for r in store.list_runs(kind) if r.name.startswith("demo_")]
+        named = [r for r in runs if r.name == preferred]
         if runs:
-            found[kind] = runs[0]
+            found[kind] = (named or runs)[0]
     return (found["classifier"], found["autoencoder"]) if len(found) == 2 else None
 
 
