@@ -23,7 +23,7 @@ from serve.alerts import AlertHub
 from serve.batching import MicroBatcher
 from serve.settings import Settings
 from store import Run
-from store.line import LineLog
+from store.line import LineLog, LinePart, PartRecord
 from store.review import ITEM_FIELDS
 
 log = logging.getLogger(__name__)
@@ -105,12 +105,14 @@ class LineService:
         start = time.perf_counter()
         rows = self.inspector.score([part.image for part in parts])
         model_ms = (time.perf_counter() - start) * 1000
-        results = []
-        for part, row in zip(parts, rows, strict=True):
-            results.append(self._record(part, row, len(parts), model_ms))
-        return results
+        placed = self._log(parts, rows)
+        return [
+            self._result(part, row, where, len(parts), model_ms)
+            for part, row, where in zip(parts, rows, placed, strict=True)
+        ]
 
-    def _record(self, part: Part, row: dict[str, Any], batch_size: int, model_ms: float):
+    def _log(self, parts: list[Part], rows: list[dict[str, Any]]) -> list[LinePart]:
+        """Every part of a micro-batch into the review log: one transaction per station."""
         inspector = self.inspector
         runs = {
             "classifier_run": inspector.classifier.name,
@@ -118,13 +120,32 @@ class LineService:
             if inspector.autoencoder is None
             else inspector.autoencoder.name,
         }
-        predictions = {k: row[k] for k in ITEM_FIELDS if row.get(k) is not None}
-        predictions.update({k: v for k, v in runs.items() if v is not None})
+        by_station: dict[str, list[int]] = {}
+        for i, part in enumerate(parts):
+            by_station.setdefault(part.station, []).append(i)
+        placed: list[LinePart | None] = [None] * len(parts)
+        for station, indices in by_station.items():
+            records = []
+            for i in indices:
+                predictions = {k: rows[i][k] for k in ITEM_FIELDS if rows[i].get(k) is not None}
+                predictions.update({k: v for k, v in runs.items() if v is not None})
+                records.append(PartRecord(parts[i].name, parts[i].data, predictions))
+            answers = self.review.record_parts(station, records, self.settings.alert_threshold)
+            for i, where in zip(indices, answers, strict=True):
+                placed[i] = where
+        return placed
+
+    def _result(
+        self,
+        part: Part,
+        row: dict[str, Any],
+        placed: LinePart,
+        batch_size: int,
+        model_ms: float,
+    ) -> dict[str, Any]:
+        inspector = self.inspector
         threshold = self.settings.alert_threshold
-        placed = self.review.record_part(part.station, part.name, part.data, predictions, threshold)
-        alert = None
-        if placed.alert_seq is not None:
-            alert = self.review.alerts_since(placed.alert_seq - 1, limit=1)[0]
+        alert = placed.alert
         defect = row["predicted_class"] != inspector.normal_class
         return {
             "file_name": part.name,
@@ -155,10 +176,9 @@ class LineService:
 
     def publish(self, results: Sequence[dict[str, Any]]) -> None:
         """After each batch, on the event loop: push its alerts, in sequence order."""
-        for result in results:
-            alert = result.pop("_alert", None)
-            if alert is not None:
-                self.hub.publish(alert)
+        alerts = [result.pop("_alert", None) for result in results]
+        for alert in sorted((a for a in alerts if a is not None), key=lambda a: a["seq"]):
+            self.hub.publish(alert)
 
     # Extras on the model thread ------------------------------------------------------------
 
