@@ -33,6 +33,15 @@ IMAGE_SCORES = ("patch_max", "top_k")
 _CV_CHANNELS = 128
 
 
+def gray_images(x: np.ndarray) -> np.ndarray:
+    """(N, S, S) gray images of prepared (N, S, S), (N, S, S, 1) or RGB (N, S, S, 3) ones: the
+    part mask and the returned images are gray whatever the model reads."""
+    x = np.asarray(x, dtype=np.float32)
+    if x.ndim == 4:
+        return x[..., 0] if x.shape[-1] == 1 else x.mean(axis=-1)
+    return x
+
+
 @dataclass
 class FeatureScoreConfig:
     """How patch distances become a map and a score; run.json "score"."""
@@ -91,7 +100,7 @@ class FeatureDetector:
         )
 
     def patch_maps(self, x: np.ndarray) -> np.ndarray:
-        """Patch-level anomaly maps (N, h, w) of prepared images (N, S, S, 1)."""
+        """Patch-level anomaly maps (N, h, w) of prepared images (N, S, S, C)."""
         feats = extract(self.model, x, self.batch_size)
         if self.method == "patchcore":
             return score_patchcore(feats, self.arrays[BANK])
@@ -111,7 +120,7 @@ class FeatureDetector:
     def maps_from_patches(self, patch: np.ndarray, x: np.ndarray) -> np.ndarray:
         """Anomaly maps (N, S, S) from patch maps and the prepared images they came from."""
         x = np.asarray(x, dtype=np.float32)
-        images = x[..., 0] if x.ndim == 4 else x
+        images = gray_images(x)
         size = images.shape[1:3]
         out = np.empty((len(patch), *size), np.float32)
         # cv2 resizes and blurs many channels at once (OpenCV 5: at most 128): one call per chunk
@@ -131,7 +140,7 @@ class FeatureDetector:
         """(scores (N,), maps (N, S, S), the prepared images (N, S, S)): no reconstruction here,
         the third item keeps the autoencoder's signature."""
         x = np.asarray(x, dtype=np.float32)
-        images = x[..., 0] if x.ndim == 4 else x
+        images = gray_images(x)
         if len(images) == 0:
             return np.zeros(0), np.zeros((0, *images.shape[1:3]), np.float32), images
         scores, patch = self.score_patches(x)

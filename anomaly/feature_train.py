@@ -37,7 +37,7 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class FeatureData:
-    """Prepared images (N, S, S, 1): training goods, the two held-out good halves, and the
+    """Prepared images (N, S, S, C): training goods, the two held-out good halves, and the
     optional labelled set for `--threshold f1`."""
 
     train: np.ndarray
@@ -114,7 +114,9 @@ def fit_feature_run(config: Any, spec, good, preprocess, data: FeatureData) -> P
     """Fit, calibrate, evaluate (when the data has a test split) and save; returns the run."""
     started = time.perf_counter()
     fspec, backbone, origin = feature_spec(config)
-    model = build_extractor(fspec, config.img_size, backbone, seed=config.seed)
+    model = build_extractor(
+        fspec, config.img_size, backbone, seed=config.seed, channels=preprocess.channels
+    )
     fit_started = time.perf_counter()
     feats = extract(model, data.train)
     raw_dim = int(feats.shape[-1])

@@ -75,15 +75,17 @@ def _resized_classifier(model, img_size: int, fresh: bool, seed: int):
     return rebuilt
 
 
-def _application(name: str, img_size: int, weights: str):
+def _application(name: str, img_size: int, weights: str, channels: int = 1):
     import keras
     from keras import layers
 
     if name not in APPLICATIONS:
         raise FeatureError(f"unknown backbone {name!r}; choose one of {', '.join(APPLICATIONS)}")
     builder, scale, offset, _ = APPLICATIONS[name]
-    inputs = keras.Input((img_size, img_size, 1), name="image")
-    x = layers.Concatenate(name="gray_to_rgb")([inputs, inputs, inputs])
+    inputs = keras.Input((img_size, img_size, channels), name="image")
+    x = inputs
+    if channels == 1:
+        x = layers.Concatenate(name="gray_to_rgb")([inputs, inputs, inputs])
     x = layers.Rescaling(scale, offset=offset, name="to_backbone_range")(x)
     try:
         net = getattr(keras.applications, builder)(
@@ -100,19 +102,27 @@ def _application(name: str, img_size: int, weights: str):
     return keras.Model(inputs, net.output, name=name)
 
 
-def build_extractor(spec: FeatureSpec, img_size: int, backbone=None, seed: int = 0):
-    """The feature model (S, S, 1) -> (h, w, D) for `spec`, without projection.
+def build_extractor(
+    spec: FeatureSpec, img_size: int, backbone=None, seed: int = 0, channels: int = 1
+):
+    """The feature model (S, S, C) -> (h, w, D) for `spec`, without projection.
 
-    `backbone` is the loaded classifier model for sources "run" and "random".
+    `backbone` is the loaded classifier model for sources "run" and "random" (its input
+    channels must be `channels`: 1 gray, 3 RGB).
     """
     import keras
     from keras import layers
 
     if spec.source == "imagenet":
-        net = _application(spec.application or "", img_size, "imagenet")
+        net = _application(spec.application or "", img_size, "imagenet", channels)
     else:
         if backbone is None:
             raise FeatureError("feature sources 'run' and 'random' need a classifier model")
+        if int(backbone.input_shape[-1]) != channels:
+            raise FeatureError(
+                f"--backbone-run takes {backbone.input_shape[-1]}-channel images but --color "
+                f"gives {channels}; use the run's colour (gray: 1 channel, rgb: 3)"
+            )
         net = _resized_classifier(backbone, img_size, spec.source == "random", seed)
     names = spec.layers or (
         APPLICATIONS[spec.application][3] if spec.source == "imagenet" else SIMPLE_CNN_LAYERS

@@ -46,6 +46,7 @@ from anomaly.scoring import (
     smooth,
 )
 from imaging import Preprocess, discover, load_images
+from imaging.preprocess import COLORS
 from store.cli_errors import cli_main, positive_int
 from store.tracking import add_wandb_argument, start_tracking
 
@@ -86,6 +87,7 @@ class TrainConfig:
     part_mask: bool = True
     crop: float = 1.0
     clahe: bool = False
+    color: str | None = None
     images: list[str] | None = None
     wandb: bool = False
     backbone_run: str | None = None
@@ -326,6 +328,24 @@ def _resolve_scoring(config: TrainConfig) -> ScoreConfig:
     )
 
 
+def _color(config: TrainConfig) -> str:
+    """The colour mode: --color, else the backbone run's (a colour classifier gives colour
+    features), else gray. The autoencoders read gray only."""
+    color = config.color
+    if color is None:
+        color = "gray"
+        if config.backbone_run and config.model in FEATURE_MODELS:
+            color = store.load_run(config.backbone_run).info.get("color") or "gray"
+    if color not in COLORS:
+        raise ScoringError(f"--color {color!r}: choose one of {', '.join(COLORS)}")
+    if color == "rgb" and config.model not in FEATURE_MODELS:
+        raise ScoringError(
+            f"--color rgb: the {config.model} model reads gray images; use --model patchcore or "
+            "padim for colour parts (their features keep all three channels)"
+        )
+    return color
+
+
 def train(config: TrainConfig) -> Path:
     """Train, calibrate, evaluate (when the data has a test split) and save; returns the run."""
     started = time.perf_counter()
@@ -337,7 +357,9 @@ def train(config: TrainConfig) -> Path:
         raise ScoringError(
             f"unknown model {config.model!r}; choose one of {', '.join(MODELS + FEATURE_MODELS)}"
         )
-    preprocess = Preprocess(size=config.img_size, crop=config.crop, clahe=config.clahe)
+    preprocess = Preprocess(
+        size=config.img_size, crop=config.crop, clahe=config.clahe, color=_color(config)
+    )
     score_config = _resolve_scoring(config)
     if (spec.items["split"] == "test").any():
         check_masks(spec)  # a bad mask must fail now, not after training
@@ -503,6 +525,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="patchcore/padim: pixel threshold = this percentile of good parts' map values",
     )
     p.add_argument("--img-size", type=positive_int, default=d.img_size)
+    p.add_argument(
+        "--color",
+        choices=COLORS,
+        default=d.color,
+        help="gray or rgb (patchcore/padim only); default: the --backbone-run's colour, else gray",
+    )
     p.add_argument("--epochs", type=positive_int, default=d.epochs)
     p.add_argument("--latent-dim", type=int, default=d.latent_dim, help="bottleneck channels")
     p.add_argument(
