@@ -101,18 +101,38 @@ class FeatureDetector:
 
     def patch_maps(self, x: np.ndarray) -> np.ndarray:
         """Patch-level anomaly maps (N, h, w) of prepared images (N, S, S, C)."""
-        feats = extract(self.model, x, self.batch_size)
+        return self.patch_maps_of_features(extract(self.model, x, self.batch_size))
+
+    def patch_maps_of_features(self, feats: np.ndarray) -> np.ndarray:
+        """Patch-level anomaly maps (N, h, w) of the extractor's output features (N, h, w, D)."""
         if self.method == "patchcore":
             return score_patchcore(feats, self.arrays[BANK])
         return score_padim(feats, self.arrays[PADIM_MEAN], self.arrays[PADIM_INV_COV])
 
-    def score_patches(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def backbone_layers(self) -> tuple[str, ...]:
+        """The backbone layers the extractor reads its patch features from (in order)."""
+        names = (layer.name for layer in self.model.layers)
+        return tuple(name.removeprefix("agg_") for name in names if name.startswith("agg_"))
+
+    def head_model(self) -> Any:
+        """The extractor after its backbone: backbone layer outputs -> patch features (the
+        local aggregation, pooling and projection), for a caller that computed the backbone
+        layers itself (inspection's shared pass)."""
+        import keras
+
+        inputs = [self.model.get_layer(name).output for name in self.backbone_layers()]
+        return keras.Model(inputs, self.model.output, name="patch_feature_head")
+
+    def score_patches(
+        self, x: np.ndarray, features: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
         """(image scores (N,), patch maps (N, h, w)): enough to decide, without the full maps
-        (which `maps_from_patches` makes only where they are needed, e.g. flagged parts)."""
+        (which `maps_from_patches` makes only where they are needed, e.g. flagged parts).
+        `features`: the extractor's output for `x` when the caller already has it."""
         x = np.asarray(x, dtype=np.float32)
         if len(x) == 0:
             return np.zeros(0), np.zeros((0, 1, 1), np.float32)
-        patch = self.patch_maps(x)
+        patch = self.patch_maps(x) if features is None else self.patch_maps_of_features(features)
         if self.config.image_score == "patch_max":
             return patch.reshape(len(patch), -1).max(axis=1).astype(np.float64), patch
         return top_k_mean(self.maps_from_patches(patch, x), self.config.top_k), patch

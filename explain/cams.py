@@ -146,6 +146,28 @@ class CAM:
             scores = self._class_scores(values, targets)
         return acts, tape.gradient(scores, acts), targets
 
+    def head_gradients(self, acts: tf.Tensor, choose) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+        """(d score / d acts, target classes, probabilities) for activations `acts` already
+        computed at the target layer (the fast route only), the targets being
+        `choose(probabilities)`: lets a caller that runs the feature part itself, e.g. to read
+        other layers in the same pass, still get this method's maps (`maps_from`)."""
+        if self.split.route != "fast":
+            raise ExplainError(f"{self.layer!r}: head gradients need the fast route")
+        with tf.GradientTape(watch_accessed_variables=False) as tape:
+            tape.watch(acts)
+            values, probs = self._logits_and_probs(self.head(acts, training=False))
+            targets = choose(probs)
+            scores = self._class_scores(values, targets)
+        return tape.gradient(scores, acts), targets, probs
+
+    def maps_from(
+        self, acts: tf.Tensor, grads: tf.Tensor, size: tuple[int, int], normalize: bool = True
+    ) -> tf.Tensor:
+        """(N, H, W) maps from activations and their gradients, as `__call__` makes them."""
+        maps = tf.nn.relu(tf.reduce_sum(self.cam_weights(acts, grads) * acts, axis=-1))
+        maps = upsample(maps, size)
+        return normalize_maps(maps) if normalize else maps
+
     # --- the pipeline -----------------------------------------------------------------------
     def cam_weights(self, acts: tf.Tensor, grads: tf.Tensor) -> tf.Tensor:
         """Per-channel (N, 1, 1, C) or per-position (N, h, w, C) weights of the activations."""

@@ -33,13 +33,16 @@ from explain import cam_to_boxes, compute_cams
 from imaging import Preprocess, decode_image, read_file_bytes
 from imaging.screening import join_warnings, screen_image
 from inspection.risk import anomaly_ratio, disagreement, risk_score
+from inspection.shared_pass import SharedPass
 from store import Run, load_run
 from store.thresholds import run_threshold
 
 log = logging.getLogger(__name__)
 
 DEFAULT_BATCH = 32
-STAGES = ("decode", "preprocess", "classify", "gradcam", "boxes", "anomaly")
+# "shared": classify, Grad-CAM and the anomaly features in one pass (inspection.shared_pass),
+# used instead of "classify" and "gradcam" when the anomaly run reads the classifier's layers
+STAGES = ("decode", "preprocess", "shared", "classify", "gradcam", "boxes", "anomaly")
 RESULT_COLUMNS = [
     "file_name",
     "sha256",
@@ -107,6 +110,14 @@ class Inspector:
                     "pick an autoencoder run for --autoencoder"
                 )
             self.detector = AnomalyDetector.from_run(self.autoencoder)
+        self.shared: SharedPass | None = None
+        if self.detector is not None:
+            defect = np.array([c != self.normal_class for c in self.class_names])
+            self.shared, why = SharedPass.build(
+                self.model, self.cam_method, self.cam_layer, self.detector, self.preprocess, defect
+            )
+            if why:
+                log.info("separate model passes for classifier and anomaly run: %s", why)
 
     @classmethod
     def from_runs(
@@ -142,23 +153,28 @@ class Inspector:
         with self.timed("preprocess"):
             x = self.preprocess.apply_batch(images)
             x_ae = None if self.detector is None else self.detector.preprocess.apply_batch(images)
-        with self.timed("classify"):
-            probs = np.asarray(self.model.predict_on_batch(x), dtype=np.float64)
-        targets = cam_targets(probs, self.class_names, self.normal_class)
-        with self.timed("gradcam"):
-            cams = compute_cams(
-                self.model,
-                x,
-                method=self.cam_method,
-                layer=self.cam_layer,
-                class_index=targets,
-                batch_size=len(x),
-            )
+        features = None
+        if self.shared is not None:
+            with self.timed("shared"):
+                probs, cams, targets, features = self.shared(x)
+        else:
+            with self.timed("classify"):
+                probs = np.asarray(self.model.predict_on_batch(x), dtype=np.float64)
+            targets = cam_targets(probs, self.class_names, self.normal_class)
+            with self.timed("gradcam"):
+                cams = compute_cams(
+                    self.model,
+                    x,
+                    method=self.cam_method,
+                    layer=self.cam_layer,
+                    class_index=targets,
+                    batch_size=len(x),
+                )
         scores = np.full(len(images), np.nan)
         amaps: Sequence[Callable[[], Any] | None] = [None] * len(images)
         if self.detector is not None:
             with self.timed("anomaly"):
-                scores, amaps = self._anomaly_outputs(x_ae)
+                scores, amaps = self._anomaly_outputs(x_ae, features)
         rows = []
         for image, p, target, cam, score, amap in zip(
             images, probs, targets, cams, scores, amaps, strict=True
@@ -170,14 +186,17 @@ class Inspector:
         """The anomaly detector's image scores (any model kind) for one prepared chunk."""
         return self.detector.score_arrays(x)[0]
 
-    def _anomaly_outputs(self, x: np.ndarray) -> tuple[np.ndarray, list[Callable[[], Any]]]:
+    def _anomaly_outputs(
+        self, x: np.ndarray, features: np.ndarray | None = None
+    ) -> tuple[np.ndarray, list[Callable[[], Any]]]:
         """Image scores (N,) and, per image, a function giving its anomaly map (S, S).
 
         Detectors that decide from patch distances (PatchCore, PaDiM) build a full map only
         when asked, i.e. for the parts they flag; the others have their maps already.
+        `features`: the patch features the shared pass already computed.
         """
         if hasattr(self.detector, "score_patches"):
-            scores, patch = self.detector.score_patches(x)
+            scores, patch = self.detector.score_patches(x, features)
             maps_of = self.detector.maps_from_patches
             return scores, [
                 lambda i=i: maps_of(patch[i : i + 1], x[i : i + 1])[0] for i in range(len(x))

@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+from PIL import Image
 from test_anomaly_pipeline import make_dataset
 
 import store
@@ -236,3 +237,47 @@ def test_anomaly_page_boxes_the_predicted_regions_of_a_flagged_part(patchcore_ru
         assert any("Model input" in str(m.value) for m in at.markdown)
     finally:
         mp.undo()
+
+
+def test_one_shared_pass_gives_the_rows_of_separate_passes(patchcore_run):
+    """PatchCore on the classifier's own layers: verdict, Grad-CAM and anomaly features come
+    from one model pass, and every result field equals the three separate passes'."""
+    from inspection import Inspector
+
+    data, run_dir = patchcore_run
+    (backbone,) = (run_dir.parents[1] / "cls").iterdir()  # the --backbone-run of the fixture
+    shared = Inspector(store.load_run(backbone), store.load_run(run_dir))
+    separate = Inspector(store.load_run(backbone), store.load_run(run_dir))
+    separate.shared = None
+    assert shared.shared is not None
+    images = [np.asarray(Image.open(p)) for p in sorted(data.rglob("test/*/*.png"))]
+    rows, expected = shared.score(images), separate.score(images)
+    assert shared.timings["shared"] > 0 and "classify" not in shared.timings
+    assert len(rows) == len(expected) == len(images)
+    for row, want in zip(rows, expected, strict=True):
+        assert row.keys() == want.keys()
+        for key, value in want.items():
+            if isinstance(value, float):
+                assert row[key] == pytest.approx(value, abs=1e-5), key
+            elif key != "boxes":
+                assert row[key] == value, key
+        assert len(row["boxes"]) == len(want["boxes"])
+        for box, want_box in zip(row["boxes"], want["boxes"], strict=True):
+            assert box["label"] == want_box["label"]
+            assert abs(box["x_min"] - want_box["x_min"]) <= 1
+
+
+def test_the_shared_pass_is_refused_when_the_backbone_weights_differ(patchcore_run, tmp_path):
+    from inspection import Inspector
+
+    data, run_dir = patchcore_run
+    (backbone,) = (run_dir.parents[1] / "cls").iterdir()
+    other = store.load_run(backbone)
+    model = other.load_model()  # the backbone run with one feature layer's weights changed
+    conv = model.get_layer("block2_conv")
+    conv.set_weights([w + 0.01 for w in conv.get_weights()])
+    inspector = Inspector(other, store.load_run(run_dir))
+    assert inspector.shared is None
+    images = [np.asarray(Image.open(next(data.rglob("test/*/*.png"))))]
+    assert inspector.score(images)[0]["anomaly_score"] is not None
+    assert inspector.timings["classify"] > 0 and "shared" not in inspector.timings
