@@ -5,8 +5,8 @@ One visit per page, several checks per visit (a visit costs tens of seconds here
 1. Heatmap to Boxes export: no box on a part the classifier calls good; probability and heat
    are separate columns.  6. Instance verdicts: one box around cast_def_0_4's pinholes finds
    6 of 7 instances instead of a "miss at 0.5".
-2. Melting Tank (controls owned by the page, ui/owned.py) is not driven here yet: the
-   threshold slider could not be moved reliably from Playwright in the time available.
+2. Melting Tank: after a Demo -> Upload -> Demo round trip the Window buttons and the NG
+   threshold slider equal what the chart draws (its time span and its dashed line).
 3. Anomaly: the metrics name their split; a defect below the threshold is a "missed defect".
 4./5. CAM Inspector: a colour bar, labelled layers with the recommended one marked, and a
    "no evidence" message at block3_relu.
@@ -22,6 +22,7 @@ import os
 import re
 import subprocess
 import sys
+from datetime import datetime
 
 import pytest
 from test_browser import (  # noqa: F401  (fixtures)
@@ -78,6 +79,59 @@ def _selected(page, label: str) -> str:
     return box.text_content() + box.locator("input").input_value()
 
 
+def _segment(page, label: str, text: str) -> None:
+    """Click the option `text` of the segmented control labelled `label`."""
+    page.get_by_role("radiogroup", name=label).get_by_role("radio", name=text).click()
+    _settle(page)
+
+
+def _segment_value(page, label: str) -> str:
+    group = page.get_by_role("radiogroup", name=label)
+    return group.get_by_role("radio", checked=True).inner_text()
+
+
+def _set_slider(page, label: str, target: float, step: float) -> float:
+    """Move the slider labelled `label` to `target` with the keyboard, checking after each rerun.
+
+    Mouse drags land wherever the layout happens to put the track; arrow keys move exactly one
+    step. The page reruns on every change, so the keys go in batches and the value is read back
+    (and the focus restored) after the rerun settles, until it sits on the target.
+    """
+    thumb = page.get_by_role("slider", name=label)
+    for _ in range(8):
+        now = float(thumb.input_value())
+        steps = round((target - now) / step)
+        if abs(target - now) < step / 2:
+            return now
+        thumb.focus()
+        for _ in range(abs(steps)):
+            page.keyboard.press("ArrowRight" if steps > 0 else "ArrowLeft")
+        _settle(page)
+    raise AssertionError(f"{label} stayed at {thumb.input_value()}, wanted {target}")
+
+
+MELT_CHART = """(rows) => {
+    const caption = [...document.querySelectorAll('[data-testid="stCaptionContainer"]')]
+        .map(c => c.innerText).find(t => t.startsWith('Showing '));
+    const plot = document.querySelector('[data-testid="stPlotlyChart"] .js-plotly-plot');
+    if (!caption || !caption.includes(` of ${rows} rows`) || !plot || !plot.data) return null;
+    const line = plot.data.find(t => t.name === 'NG probability');
+    if (!line) return null;
+    return {first: line.x[0], last: line.x[line.x.length - 1], caption,
+            dashed: (plot.layout.shapes || []).filter(s => s.line && s.line.dash === 'dash')
+                .map(s => s.y0)};
+}"""
+
+
+def _melt_chart(page, rows: str) -> dict:
+    """What the Melting Tank chart draws once it shows the series of `rows` rows."""
+    handle = page.wait_for_function(MELT_CHART, arg=rows, timeout=PAGE_TIMEOUT_MS)
+    chart = handle.json_value()
+    start, stop = (datetime.fromisoformat(chart[k]) for k in ("first", "last"))
+    chart["hours"] = (stop - start).total_seconds() / 3600
+    return chart
+
+
 def _main_text(page) -> str:
     return page.locator('[data-testid="stMain"]').inner_text()
 
@@ -119,6 +173,38 @@ def test_heatmap_boxes_exports_only_predicted_defects_and_counts_instances(
         # classifier wrongly flags may carry one: it is predicted defective)
         assert all(r["predicted_class"] != "ok_front" for r in rows)
         assert len({r["file"] for r in rows}) <= int(found.group(2))
+        _no_errors(page)
+    finally:
+        page.close()
+
+
+def test_melting_tank_controls_equal_the_chart_after_an_upload(app_url, browser, tmp_path):
+    from synthetic.melting import generate_series, write_csv
+
+    upload = write_csv(generate_series(50_000, seed=3), tmp_path / "kamp.csv")
+    page = _open(browser, f"{app_url}/melting-tank")
+    try:
+        _melt_chart(page, "835,200")  # the full demo series, the LSTM's probability drawn
+        _segment(page, "Window", "6 hours")
+        assert _set_slider(page, "NG threshold", 0.85, 0.01) == pytest.approx(0.85)
+        demo = _melt_chart(page, "835,200")
+        assert 5.9 <= demo["hours"] <= 6.0 and demo["dashed"] == [pytest.approx(0.85)], demo
+        _segment(page, "Series", "Upload")
+        page.locator('[data-testid="stFileUploaderDropzoneInput"]').set_input_files(str(upload))
+        # the finding: here the buttons said "1 day" and the slider 0.95 while the chart drew
+        # 6 hours and a dashed line at 0.85; back on Demo everything was silently reset
+        for source, rows in (("Upload", "50,000"), ("Demo", "835,200")):
+            if source == "Demo":
+                _segment(page, "Series", "Demo")
+            chart = _melt_chart(page, rows)
+            _settle(page)
+            assert _segment_value(page, "Series") == source
+            assert _segment_value(page, "Window") == "6 hours", source
+            assert 5.9 <= chart["hours"] <= 6.0, (source, chart)
+            shown = float(page.get_by_role("slider", name="NG threshold").input_value())
+            assert shown == pytest.approx(0.85), source
+            assert chart["dashed"] == [pytest.approx(shown)], (source, chart)
+            assert "reset" not in _main_text(page), source  # nothing reset, so nothing to say
         _no_errors(page)
     finally:
         page.close()
