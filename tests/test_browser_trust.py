@@ -12,6 +12,8 @@ One visit per page, several checks per visit (a visit costs tens of seconds here
    "no evidence" message at block3_relu.
 7./8. Batch Review: "+ New batch" (no missing glyph), live counts after a decision without a
    reload, the reviewer's name survives a reload.
+4./8. Augmentation Comparison: a colour bar per run; with 5 runs picked every sidebar chip
+   shows its whole run name (none cut off or scrolled out of the box).
 Needs the committed demo runs and samples (skipped otherwise) and Debian's chromium.
 """
 
@@ -205,6 +207,44 @@ def test_melting_tank_controls_equal_the_chart_after_an_upload(app_url, browser,
             assert shown == pytest.approx(0.85), source
             assert chart["dashed"] == [pytest.approx(shown)], (source, chart)
             assert "reset" not in _main_text(page), source  # nothing reset, so nothing to say
+        _no_errors(page)
+    finally:
+        page.close()
+
+
+CHIPS = """(box) => [...box.querySelectorAll('[data-tag]')].map(tag => {
+    const name = tag.querySelector('span[title]');
+    const r = name.getBoundingClientRect();
+    let clipped = name.scrollWidth > name.clientWidth || name.scrollHeight > name.clientHeight;
+    for (let n = name.parentElement; n && n !== box.parentElement; n = n.parentElement) {
+        const style = getComputedStyle(n);
+        if (style.overflowX === 'visible' && style.overflowY === 'visible') continue;
+        const c = n.getBoundingClientRect();
+        clipped ||= r.left < c.left - 1 || r.right > c.right + 1
+            || r.top < c.top - 1 || r.bottom > c.bottom + 1;
+    }
+    return {run: name.title, text: name.innerText, clipped};
+})"""
+
+
+def test_augmentation_has_colour_bars_and_every_run_chip_is_readable(app_url, browser):
+    page = _open(browser, f"{app_url}/augmentation")
+    try:
+        picker = page.locator('[data-testid="stSidebar"] [data-testid="stMultiSelect"]')
+        picker = picker.filter(has_text="Classifier runs").first
+        chips = picker.evaluate(CHIPS)
+        if len(chips) > 5:  # the finding was seen with 5 runs picked
+            for chip in chips[5:]:
+                picker.get_by_role("button", name=f"Remove {chip['run']}").click()
+                _settle(page)
+        page.get_by_text("Side by side").first.wait_for(timeout=PAGE_TIMEOUT_MS)
+        _settle(page)
+        chips = picker.evaluate(CHIPS)
+        assert len(chips) == 5, chips
+        for chip in chips:
+            assert chip["text"].replace("\n", "") == chip["run"] and not chip["clipped"], chip
+        text = _main_text(page)
+        assert text.count("Colour scale: 0 (left) to 1 (right)") == 5, text[-1500:]
         _no_errors(page)
     finally:
         page.close()
