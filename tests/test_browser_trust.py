@@ -11,7 +11,9 @@ One visit per page, several checks per visit (a visit costs tens of seconds here
 4./5. CAM Inspector: a colour bar, labelled layers with the recommended one marked, and a
    "no evidence" message at block3_relu.
 7./8. Batch Review: "+ New batch" (no missing glyph), live counts after a decision without a
-   reload, the reviewer's name survives a reload.
+   reload, the reviewer's name survives a reload, the CSV export has human labels, relative
+   paths and times in the browser's zone.  8. Home: the LSTM's input is a sensor window, no
+   "None" in the run table.
 4./8. Augmentation Comparison: a colour bar per run; with 5 runs picked every sidebar chip
    shows its whole run name (none cut off or scrolled out of the box).
 Needs the committed demo runs and samples (skipped otherwise) and Debian's chromium.
@@ -58,8 +60,8 @@ def server_env(tmp_path_factory) -> dict[str, str]:
     return env
 
 
-def _open(browser, url: str):
-    page = browser.new_page(viewport={"width": 1440, "height": 1000})
+def _open(browser, url: str, **context):
+    page = browser.new_page(viewport={"width": 1440, "height": 1000}, **context)
     page.set_default_timeout(PAGE_TIMEOUT_MS)
     page.goto(url, timeout=PAGE_TIMEOUT_MS)
     _settle(page)
@@ -250,6 +252,25 @@ def test_augmentation_has_colour_bars_and_every_run_chip_is_readable(app_url, br
         page.close()
 
 
+def test_home_run_table_has_no_none(app_url, browser):
+    page = _open(browser, f"{app_url}/")
+    try:
+        table = page.locator('[data-testid="stDataFrame"]').first.locator("table").first
+        table.wait_for(state="attached")  # the grid's accessible copy of its cells
+        rows = table.evaluate(
+            "t => [...t.querySelectorAll('tr')].map(r => [...r.querySelectorAll('th, td')]"
+            ".map(c => c.textContent))"
+        )
+        header, body = rows[0], {r[0]: dict(zip(rows[0], r, strict=True)) for r in rows[1:]}
+        assert "input" in header and "demo_lstm" in body, rows
+        # the finding: the LSTM's "image size" read None; it reads a sensor window
+        assert body["demo_lstm"]["input"].endswith("sensor window"), body["demo_lstm"]
+        assert not [r for r in rows if "None" in r], rows
+        _no_errors(page)
+    finally:
+        page.close()
+
+
 def test_anomaly_names_its_split_and_calls_a_miss_a_miss(app_url, browser):
     page = _open(browser, f"{app_url}/anomaly")
     try:
@@ -280,8 +301,10 @@ def test_cam_inspector_has_a_scale_labelled_layers_and_says_when_a_map_is_empty(
         page.close()
 
 
-def test_batch_review_counts_update_at_once_and_the_reviewer_is_remembered(app_url, browser):
-    page = _open(browser, f"{app_url}/batch-review")
+def test_batch_review_counts_update_at_once_and_the_reviewer_is_remembered(
+    app_url, browser, tmp_path
+):
+    page = _open(browser, f"{app_url}/batch-review", timezone_id="Asia/Seoul")
     try:
         shown = _selected(page, "Batch")
         assert "shift A" in shown and "reviewed" not in shown, shown
@@ -302,6 +325,18 @@ def test_batch_review_counts_update_at_once_and_the_reviewer_is_remembered(app_u
         assert reviewed.inner_text().split("\n")[-1].startswith("1 /"), reviewed.inner_text()
         assert "1 decision)" in _main_text(page)
         assert "reviewer=Kim" in page.url
+        with page.expect_download() as download:
+            page.get_by_role("button", name="CSV (one row per image)").click()
+        path = tmp_path / "review.csv"
+        download.value.save_as(path)
+        rows = list(csv.DictReader(path.open()))
+        decided = [r for r in rows if r["verdict"]]
+        # human labels, the browser's zone, relative paths, empty cells: not raw codes, UTC,
+        # server-side absolute paths or "None"
+        assert [r["verdict"] for r in decided] == ["Confirm defect"], decided
+        assert decided[0]["decided_at"].endswith(" Asia/Seoul"), decided
+        cells = [v for r in rows for v in r.values()]
+        assert not [v for v in cells if v.startswith("/") or v in ("None", "confirmed_defect")]
         page.reload()
         _settle(page)
         assert (
