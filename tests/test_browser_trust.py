@@ -7,7 +7,8 @@ One visit per page, several checks per visit (a visit costs tens of seconds here
    6 of 7 instances instead of a "miss at 0.5".
 2. Melting Tank: after a Demo -> Upload -> Demo round trip the Window buttons and the NG
    threshold slider equal what the chart draws (its time span and its dashed line).
-3. Anomaly: the metrics name their split; a defect below the threshold is a "missed defect".
+3. Anomaly: the metrics name their split; a defect below the threshold is a "missed defect";
+   a threshold the user set is kept when the split changes.
 4./5. CAM Inspector: a colour bar, labelled layers with the recommended one marked, and a
    "no evidence" message at block3_relu.
 7./8. Batch Review: "+ New batch" (no missing glyph), live counts after a decision without a
@@ -283,6 +284,19 @@ def test_anomaly_names_its_split_and_calls_a_miss_a_miss(app_url, browser):
             assert "missed defect" in text
         else:
             assert "defect caught" in text
+        # a threshold the user set survives a change of split (it was silently reset)
+        thumb = page.get_by_role("slider", name="Threshold")
+        default = float(thumb.input_value())
+        thumb.focus()
+        for _ in range(5):
+            page.keyboard.press("ArrowRight")
+        _settle(page)
+        chosen = float(thumb.input_value())
+        assert chosen > default, (default, chosen)
+        _choose(page, "Split", "all")
+        assert "all split" in _main_text(page)
+        step = float(thumb.get_attribute("step"))
+        assert float(thumb.input_value()) == pytest.approx(chosen, abs=step), (chosen, step)
         _no_errors(page)
     finally:
         page.close()
