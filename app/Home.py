@@ -1,6 +1,7 @@
 """DefectLens dashboard entry point: `streamlit run app/Home.py` (or `make run`)."""
 
 import streamlit as st
+from ui import style
 from ui.navigation import build_navigation
 
 st.set_page_config(
@@ -10,5 +11,6 @@ st.set_page_config(
     initial_sidebar_state="expanded",
 )
 
+style.apply()
 page = st.navigation(build_navigation())
 page.run()

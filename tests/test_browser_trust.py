@@ -5,13 +5,18 @@ One visit per page, several checks per visit (a visit costs tens of seconds here
 1. Heatmap to Boxes export: no box on a part the classifier calls good; probability and heat
    are separate columns.  6. Instance verdicts: one box around cast_def_0_4's pinholes finds
    6 of 7 instances instead of a "miss at 0.5".
-2. Melting Tank (controls owned by the page, ui/owned.py) is not driven here yet: the
-   threshold slider could not be moved reliably from Playwright in the time available.
-3. Anomaly: the metrics name their split; a defect below the threshold is a "missed defect".
+2. Melting Tank: after a Demo -> Upload -> Demo round trip the Window buttons and the NG
+   threshold slider equal what the chart draws (its time span and its dashed line).
+3. Anomaly: the metrics name their split; a defect below the threshold is a "missed defect";
+   a threshold the user set is kept when the split changes.
 4./5. CAM Inspector: a colour bar, labelled layers with the recommended one marked, and a
    "no evidence" message at block3_relu.
 7./8. Batch Review: "+ New batch" (no missing glyph), live counts after a decision without a
-   reload, the reviewer's name survives a reload.
+   reload, the reviewer's name survives a reload, the CSV export has human labels, relative
+   paths and times in the browser's zone.  8. Home: the LSTM's input is a sensor window, no
+   "None" in the run table.
+4./8. Augmentation Comparison: a colour bar per run; with 5 runs picked every sidebar chip
+   shows its whole run name (none cut off or scrolled out of the box).
 Needs the committed demo runs and samples (skipped otherwise) and Debian's chromium.
 """
 
@@ -22,6 +27,7 @@ import os
 import re
 import subprocess
 import sys
+from datetime import datetime
 
 import pytest
 from test_browser import (  # noqa: F401  (fixtures)
@@ -55,8 +61,8 @@ def server_env(tmp_path_factory) -> dict[str, str]:
     return env
 
 
-def _open(browser, url: str):
-    page = browser.new_page(viewport={"width": 1440, "height": 1000})
+def _open(browser, url: str, **context):
+    page = browser.new_page(viewport={"width": 1440, "height": 1000}, **context)
     page.set_default_timeout(PAGE_TIMEOUT_MS)
     page.goto(url, timeout=PAGE_TIMEOUT_MS)
     _settle(page)
@@ -76,6 +82,59 @@ def _selected(page, label: str) -> str:
     """What the selectbox labelled `label` shows (its value may live in an input)."""
     box = page.locator('[data-testid="stSelectbox"]').filter(has_text=label).first
     return box.text_content() + box.locator("input").input_value()
+
+
+def _segment(page, label: str, text: str) -> None:
+    """Click the option `text` of the segmented control labelled `label`."""
+    page.get_by_role("radiogroup", name=label).get_by_role("radio", name=text).click()
+    _settle(page)
+
+
+def _segment_value(page, label: str) -> str:
+    group = page.get_by_role("radiogroup", name=label)
+    return group.get_by_role("radio", checked=True).inner_text()
+
+
+def _set_slider(page, label: str, target: float, step: float) -> float:
+    """Move the slider labelled `label` to `target` with the keyboard, checking after each rerun.
+
+    Mouse drags land wherever the layout happens to put the track; arrow keys move exactly one
+    step. The page reruns on every change, so the keys go in batches and the value is read back
+    (and the focus restored) after the rerun settles, until it sits on the target.
+    """
+    thumb = page.get_by_role("slider", name=label)
+    for _ in range(8):
+        now = float(thumb.input_value())
+        steps = round((target - now) / step)
+        if abs(target - now) < step / 2:
+            return now
+        thumb.focus()
+        for _ in range(abs(steps)):
+            page.keyboard.press("ArrowRight" if steps > 0 else "ArrowLeft")
+        _settle(page)
+    raise AssertionError(f"{label} stayed at {thumb.input_value()}, wanted {target}")
+
+
+MELT_CHART = """(rows) => {
+    const caption = [...document.querySelectorAll('[data-testid="stCaptionContainer"]')]
+        .map(c => c.innerText).find(t => t.startsWith('Showing '));
+    const plot = document.querySelector('[data-testid="stPlotlyChart"] .js-plotly-plot');
+    if (!caption || !caption.includes(` of ${rows} rows`) || !plot || !plot.data) return null;
+    const line = plot.data.find(t => t.name === 'NG probability');
+    if (!line) return null;
+    return {first: line.x[0], last: line.x[line.x.length - 1], caption,
+            dashed: (plot.layout.shapes || []).filter(s => s.line && s.line.dash === 'dash')
+                .map(s => s.y0)};
+}"""
+
+
+def _melt_chart(page, rows: str) -> dict:
+    """What the Melting Tank chart draws once it shows the series of `rows` rows."""
+    handle = page.wait_for_function(MELT_CHART, arg=rows, timeout=PAGE_TIMEOUT_MS)
+    chart = handle.json_value()
+    start, stop = (datetime.fromisoformat(chart[k]) for k in ("first", "last"))
+    chart["hours"] = (stop - start).total_seconds() / 3600
+    return chart
 
 
 def _main_text(page) -> str:
@@ -124,6 +183,95 @@ def test_heatmap_boxes_exports_only_predicted_defects_and_counts_instances(
         page.close()
 
 
+def test_melting_tank_controls_equal_the_chart_after_an_upload(app_url, browser, tmp_path):
+    from synthetic.melting import generate_series, write_csv
+
+    upload = write_csv(generate_series(50_000, seed=3), tmp_path / "kamp.csv")
+    page = _open(browser, f"{app_url}/melting-tank")
+    try:
+        _melt_chart(page, "835,200")  # the full demo series, the LSTM's probability drawn
+        _segment(page, "Window", "6 hours")
+        assert _set_slider(page, "NG threshold", 0.85, 0.01) == pytest.approx(0.85)
+        demo = _melt_chart(page, "835,200")
+        assert 5.9 <= demo["hours"] <= 6.0 and demo["dashed"] == [pytest.approx(0.85)], demo
+        _segment(page, "Series", "Upload")
+        page.locator('[data-testid="stFileUploaderDropzoneInput"]').set_input_files(str(upload))
+        # the finding: here the buttons said "1 day" and the slider 0.95 while the chart drew
+        # 6 hours and a dashed line at 0.85; back on Demo everything was silently reset
+        for source, rows in (("Upload", "50,000"), ("Demo", "835,200")):
+            if source == "Demo":
+                _segment(page, "Series", "Demo")
+            chart = _melt_chart(page, rows)
+            _settle(page)
+            assert _segment_value(page, "Series") == source
+            assert _segment_value(page, "Window") == "6 hours", source
+            assert 5.9 <= chart["hours"] <= 6.0, (source, chart)
+            shown = float(page.get_by_role("slider", name="NG threshold").input_value())
+            assert shown == pytest.approx(0.85), source
+            assert chart["dashed"] == [pytest.approx(shown)], (source, chart)
+            assert "reset" not in _main_text(page), source  # nothing reset, so nothing to say
+        _no_errors(page)
+    finally:
+        page.close()
+
+
+CHIPS = """(box) => [...box.querySelectorAll('[data-tag]')].map(tag => {
+    const name = tag.querySelector('span[title]');
+    const r = name.getBoundingClientRect();
+    let clipped = name.scrollWidth > name.clientWidth || name.scrollHeight > name.clientHeight;
+    for (let n = name.parentElement; n && n !== box.parentElement; n = n.parentElement) {
+        const style = getComputedStyle(n);
+        if (style.overflowX === 'visible' && style.overflowY === 'visible') continue;
+        const c = n.getBoundingClientRect();
+        clipped ||= r.left < c.left - 1 || r.right > c.right + 1
+            || r.top < c.top - 1 || r.bottom > c.bottom + 1;
+    }
+    return {run: name.title, text: name.innerText, clipped};
+})"""
+
+
+def test_augmentation_has_colour_bars_and_every_run_chip_is_readable(app_url, browser):
+    page = _open(browser, f"{app_url}/augmentation")
+    try:
+        picker = page.locator('[data-testid="stSidebar"] [data-testid="stMultiSelect"]')
+        picker = picker.filter(has_text="Classifier runs").first
+        chips = picker.evaluate(CHIPS)
+        if len(chips) > 5:  # the finding was seen with 5 runs picked
+            for chip in chips[5:]:
+                picker.get_by_role("button", name=f"Remove {chip['run']}").click()
+                _settle(page)
+        page.get_by_text("Side by side").first.wait_for(timeout=PAGE_TIMEOUT_MS)
+        _settle(page)
+        chips = picker.evaluate(CHIPS)
+        assert len(chips) == 5, chips
+        for chip in chips:
+            assert chip["text"].replace("\n", "") == chip["run"] and not chip["clipped"], chip
+        text = _main_text(page)
+        assert text.count("Colour scale: 0 (left) to 1 (right)") == 5, text[-1500:]
+        _no_errors(page)
+    finally:
+        page.close()
+
+
+def test_home_run_table_has_no_none(app_url, browser):
+    page = _open(browser, f"{app_url}/")
+    try:
+        table = page.locator('[data-testid="stDataFrame"]').first.locator("table").first
+        table.wait_for(state="attached")  # the grid's accessible copy of its cells
+        rows = table.evaluate(
+            "t => [...t.querySelectorAll('tr')].map(r => [...r.querySelectorAll('th, td')]"
+            ".map(c => c.textContent))"
+        )
+        header, body = rows[0], {r[0]: dict(zip(rows[0], r, strict=True)) for r in rows[1:]}
+        assert "input" in header and "demo_lstm" in body, rows
+        # the finding: the LSTM's "image size" read None; it reads a sensor window
+        assert body["demo_lstm"]["input"].endswith("sensor window"), body["demo_lstm"]
+        assert not [r for r in rows if "None" in r], rows
+        _no_errors(page)
+    finally:
+        page.close()
+
+
 def test_anomaly_names_its_split_and_calls_a_miss_a_miss(app_url, browser):
     page = _open(browser, f"{app_url}/anomaly")
     try:
@@ -136,6 +284,19 @@ def test_anomaly_names_its_split_and_calls_a_miss_a_miss(app_url, browser):
             assert "missed defect" in text
         else:
             assert "defect caught" in text
+        # a threshold the user set survives a change of split (it was silently reset)
+        thumb = page.get_by_role("slider", name="Threshold")
+        default = float(thumb.input_value())
+        thumb.focus()
+        for _ in range(5):
+            page.keyboard.press("ArrowRight")
+        _settle(page)
+        chosen = float(thumb.input_value())
+        assert chosen > default, (default, chosen)
+        _choose(page, "Split", "all")
+        assert "all split" in _main_text(page)
+        step = float(thumb.get_attribute("step"))
+        assert float(thumb.input_value()) == pytest.approx(chosen, abs=step), (chosen, step)
         _no_errors(page)
     finally:
         page.close()
@@ -154,8 +315,10 @@ def test_cam_inspector_has_a_scale_labelled_layers_and_says_when_a_map_is_empty(
         page.close()
 
 
-def test_batch_review_counts_update_at_once_and_the_reviewer_is_remembered(app_url, browser):
-    page = _open(browser, f"{app_url}/batch-review")
+def test_batch_review_counts_update_at_once_and_the_reviewer_is_remembered(
+    app_url, browser, tmp_path
+):
+    page = _open(browser, f"{app_url}/batch-review", timezone_id="Asia/Seoul")
     try:
         shown = _selected(page, "Batch")
         assert "shift A" in shown and "reviewed" not in shown, shown
@@ -176,6 +339,18 @@ def test_batch_review_counts_update_at_once_and_the_reviewer_is_remembered(app_u
         assert reviewed.inner_text().split("\n")[-1].startswith("1 /"), reviewed.inner_text()
         assert "1 decision)" in _main_text(page)
         assert "reviewer=Kim" in page.url
+        with page.expect_download() as download:
+            page.get_by_role("button", name="CSV (one row per image)").click()
+        path = tmp_path / "review.csv"
+        download.value.save_as(path)
+        rows = list(csv.DictReader(path.open()))
+        decided = [r for r in rows if r["verdict"]]
+        # human labels, the browser's zone, relative paths, empty cells: not raw codes, UTC,
+        # server-side absolute paths or "None"
+        assert [r["verdict"] for r in decided] == ["Confirm defect"], decided
+        assert decided[0]["decided_at"].endswith(" Asia/Seoul"), decided
+        cells = [v for r in rows for v in r.values()]
+        assert not [v for v in cells if v.startswith("/") or v in ("None", "confirmed_defect")]
         page.reload()
         _settle(page)
         assert (
