@@ -21,6 +21,7 @@ import asyncio
 import json
 import os
 import platform
+import resource
 import signal
 import socket
 import subprocess
@@ -58,11 +59,17 @@ def offline(files: list[Path], classifier: str, autoencoder: str, batch: int) ->
 
     inspector = Inspector.from_runs(classifier, autoencoder)
     list(iter_inspect(files[:batch], inspector, batch))  # warm-up: graphs traced
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), _cpu_seconds(None)
     rows = [row for _, row in iter_inspect(files, inspector, batch)]
-    seconds = time.perf_counter() - start
+    seconds, cpu = time.perf_counter() - start, _cpu_seconds(None) - cpu
     errors = sum(row["status"] != "ok" for row in rows)
-    return {"images": len(rows), "seconds": seconds, "per_s": len(rows) / seconds, "errors": errors}
+    return {
+        "images": len(rows),
+        "seconds": seconds,
+        "per_s": len(rows) / seconds,
+        "errors": errors,
+        "cpu_ms_per_image": round(1000 * cpu / len(rows), 2),
+    }
 
 
 def free_port() -> int:
@@ -143,6 +150,15 @@ async def load_round(url: str, files: list[tuple[str, bytes]], clients: int, sta
     return latencies, bodies, errors, seconds
 
 
+def _cpu_seconds(pid: int | None) -> float:
+    """User + system CPU seconds of process `pid` (None: this process, all threads)."""
+    if pid is None:
+        usage = resource.getrusage(resource.RUSAGE_SELF)
+        return usage.ru_utime + usage.ru_stime
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 async def run_service(args, files: list[Path], tmp: Path) -> list[dict]:
     port = free_port()
     url, ws_url = f"http://127.0.0.1:{port}", f"ws://127.0.0.1:{port}"
@@ -159,7 +175,10 @@ async def run_service(args, files: list[Path], tmp: Path) -> list[dict]:
         await load_round(url, warm, max(args.clients), "bench-warmup")
         for clients in args.clients:
             station = f"bench-c{clients}"
+            client_cpu, server_cpu = _cpu_seconds(None), _cpu_seconds(server.pid)
             latencies, bodies, errors, seconds = await load_round(url, payload, clients, station)
+            client_cpu = _cpu_seconds(None) - client_cpu
+            server_cpu = _cpu_seconds(server.pid) - server_cpu
             await asyncio.sleep(1.0)  # alerts of the last batch are in flight
             expected = sorted(b["alert_seq"] for b in bodies if b["alert"])
             got = sorted(a["seq"] for a in received if a["station"] == station)
@@ -182,6 +201,10 @@ async def run_service(args, files: list[Path], tmp: Path) -> list[dict]:
                     "mean_batch": float(np.mean(sizes)) if sizes else 0.0,
                     "max_batch": max(sizes, default=0),
                     "station": station,
+                    # CPU seconds of the round: the service process (HTTP, decode, model, log)
+                    # and this client process, which shares the machine's cores with it
+                    "server_cpu_s": round(server_cpu, 2),
+                    "client_cpu_s": round(client_cpu, 2),
                 }
             )
             print(f"  {clients} clients: {rows[-1]['per_s']:.1f} img/s", flush=True)
@@ -230,7 +253,8 @@ def main() -> None:
     for r in offline_runs:
         print(
             f"offline inspection pipeline, batch {r['batch']}: {r['per_s']:.1f} img/s "
-            f"({r['seconds']:.1f} s, {r['errors']} errors)"
+            f"({r['seconds']:.1f} s, {r['errors']} errors, "
+            f"{r['cpu_ms_per_image']:.1f} CPU ms/image)"
         )
     print(
         "| clients | img/s | vs offline | p50 ms | p95 ms | p99 ms | errors | alerts recv/exp "
@@ -243,6 +267,13 @@ def main() -> None:
             f"| {r['p50_ms']:.0f} | {r['p95_ms']:.0f} | {r['p99_ms']:.0f} | {r['errors']} "
             f"| {r['alerts_received']}/{r['alerts_expected']} | {r['log_rows']}/{r['images']} "
             f"| {r['mean_batch']:.1f} |"
+        )
+    for r in rows:
+        service_ms = 1000 * r["server_cpu_s"] / r["images"]
+        client_ms = 1000 * r["client_cpu_s"] / r["images"]
+        print(
+            f"{r['clients']} clients: CPU ms per image: service {service_ms:.1f}, "
+            f"load-test client {client_ms:.1f} (same machine)"
         )
     print(f"load average before {load_before}, after {load_after} ({os.cpu_count()} CPUs)")
     RESULTS.parent.mkdir(parents=True, exist_ok=True)

@@ -3,6 +3,10 @@
 The first request in an empty queue waits at most `max_wait_s` for company; while the model is
 busy, new requests queue up and all of them (up to `max_batch`) go into the next call. Model
 calls run one at a time on a single worker thread, so the event loop keeps accepting requests.
+
+An optional `finish(items, model_results)` stage (e.g. writing the review log) runs on a second
+thread, in batch order, while the model thread already scores the next batch: the model never
+waits for the database. At most `MAX_FINISHING` batches wait to be finished at a time.
 """
 
 from __future__ import annotations
@@ -19,13 +23,14 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 R = TypeVar("R")
+MAX_FINISHING = 2
 
 
 class MicroBatcher(Generic[T, R]):
     """Gathers `submit`ted items into lists for `process` (one result per item, same order).
 
-    `after(results)` runs on the event loop after each call (e.g. to publish alerts in order).
-    `batch_sizes` counts how many calls had each size.
+    `after(results)` runs on the event loop after each call (e.g. to publish alerts in order),
+    after `finish` when there is one. `batch_sizes` counts how many calls had each size.
     """
 
     def __init__(
@@ -34,18 +39,24 @@ class MicroBatcher(Generic[T, R]):
         max_batch: int = 16,
         max_wait_s: float = 0.005,
         after: Callable[[Sequence[R]], Any] | None = None,
+        finish: Callable[[list[T], Sequence[Any]], Sequence[R]] | None = None,
     ) -> None:
         self.process = process
         self.max_batch = max_batch
         self.max_wait_s = max_wait_s
         self.after = after
+        self.finish = finish
         self.batch_sizes: Counter[int] = Counter()
         self.executor = ThreadPoolExecutor(1, thread_name_prefix="model")
+        self.finisher = ThreadPoolExecutor(1, thread_name_prefix="finish")
         self._queue: asyncio.Queue[tuple[T, asyncio.Future]] | None = None
         self._task: asyncio.Task | None = None
+        self._finishing: set[asyncio.Task] = set()
+        self._slots: asyncio.Semaphore | None = None
 
     def start(self) -> None:
         self._queue = asyncio.Queue()
+        self._slots = asyncio.Semaphore(MAX_FINISHING)
         self._task = asyncio.get_running_loop().create_task(self._run(), name="micro-batcher")
 
     async def stop(self) -> None:
@@ -53,7 +64,10 @@ class MicroBatcher(Generic[T, R]):
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
+        if self._finishing:  # batches already scored are still logged and answered
+            await asyncio.gather(*self._finishing, return_exceptions=True)
         self.executor.shutdown(wait=True)
+        self.finisher.shutdown(wait=True)
 
     async def submit(self, item: T) -> R:
         """Score one item with whatever else arrives meanwhile; raises what `process` raised."""
@@ -98,13 +112,40 @@ class MicroBatcher(Generic[T, R]):
                     self.executor, self.process, [item for item, _ in live]
                 )
             except Exception as exc:  # every waiting request gets the error, the loop goes on
-                log.exception("model call failed for a batch of %d", len(live))
-                for _, future in live:
-                    if not future.done():
-                        future.set_exception(exc)
+                self._fail(live, exc, "model call")
                 continue
-            if self.after is not None:
-                self.after(results)
-            for (_, future), result in zip(live, results, strict=True):
-                if not future.done():
-                    future.set_result(result)
+            if self.finish is None:
+                self._deliver(live, results)
+                continue
+            await self._slots.acquire()
+            task = loop.create_task(self._finish(live, results))
+            self._finishing.add(task)
+            task.add_done_callback(self._finishing.discard)
+
+    async def _finish(self, live: list[tuple[T, asyncio.Future]], scored: Sequence[Any]) -> None:
+        """The finish stage of one batch on its own thread; batches finish in order."""
+        try:
+            items = [item for item, _ in live]
+            results = await asyncio.get_running_loop().run_in_executor(
+                self.finisher, self.finish, items, scored
+            )
+        except Exception as exc:
+            self._fail(live, exc, "finish stage")
+            return
+        finally:
+            self._slots.release()
+        self._deliver(live, results)
+
+    def _deliver(self, live: list[tuple[T, asyncio.Future]], results: Sequence[R]) -> None:
+        if self.after is not None:
+            self.after(results)
+        for (_, future), result in zip(live, results, strict=True):
+            if not future.done():
+                future.set_result(result)
+
+    @staticmethod
+    def _fail(live: list[tuple[T, asyncio.Future]], exc: Exception, what: str) -> None:
+        log.exception("%s failed for a batch of %d", what, len(live), exc_info=exc)
+        for _, future in live:
+            if not future.done():
+                future.set_exception(exc)

@@ -61,7 +61,11 @@ class LineService:
         self.review: LineLog | None = None
         self.hub = AlertHub()
         self.batcher: MicroBatcher[Part, dict[str, Any]] = MicroBatcher(
-            self.process, settings.max_batch, settings.max_wait_ms / 1000, after=self.publish
+            self.process,
+            settings.max_batch,
+            settings.max_wait_ms / 1000,
+            after=self.publish,
+            finish=self.finish,
         )
         self.ready = False
         self.error: str | None = None
@@ -101,14 +105,22 @@ class LineService:
 
     # The batched model call (worker thread) ----------------------------------------------
 
-    def process(self, parts: list[Part]) -> list[dict[str, Any]]:
+    def process(self, parts: list[Part]) -> list[tuple[dict[str, Any], float]]:
+        """The model call (model thread): (pipeline row, milliseconds of the call) per part."""
         start = time.perf_counter()
         rows = self.inspector.score([part.image for part in parts])
         model_ms = (time.perf_counter() - start) * 1000
+        return [(row, model_ms) for row in rows]
+
+    def finish(
+        self, parts: list[Part], scored: list[tuple[dict[str, Any], float]]
+    ) -> list[dict[str, Any]]:
+        """The review log and the responses (finish thread, while the next batch is scored)."""
+        rows = [row for row, _ in scored]
         placed = self._log(parts, rows)
         return [
             self._result(part, row, where, len(parts), model_ms)
-            for part, row, where in zip(parts, rows, placed, strict=True)
+            for part, (row, model_ms), where in zip(parts, scored, placed, strict=True)
         ]
 
     def _log(self, parts: list[Part], rows: list[dict[str, Any]]) -> list[LinePart]:
