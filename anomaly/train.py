@@ -46,6 +46,7 @@ from anomaly.scoring import (
     smooth,
 )
 from imaging import Preprocess, discover, load_images
+from store.cli_args import add_training_options, option
 from store.cli_errors import cli_main, positive_int
 from store.tracking import add_wandb_argument, start_tracking
 
@@ -442,6 +443,10 @@ def _train_into(run_dir: Path, tracker: Any, config: TrainConfig, setup: tuple, 
         tracker.summary({k: v for k, v in summary.items() if v is not None})
 
 
+def _ints(text: str) -> tuple[int, ...]:
+    return tuple(int(v) for v in text.split(","))
+
+
 def build_parser() -> argparse.ArgumentParser:
     d = TrainConfig(data="", name="")
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
@@ -452,13 +457,36 @@ def build_parser() -> argparse.ArgumentParser:
         nargs="+",
         help="train on exactly these files/folders (each must be a good part of --data)",
     )
-    p.add_argument(
+    option(
+        p,
+        d,
         "--model",
-        choices=(*MODELS, *FEATURE_MODELS),
-        default=d.model,
-        help="ae: plain autoencoder; draem: autoencoder + segmentation net on simulated defects;"
+        "ae: plain autoencoder; draem: autoencoder + segmentation net on simulated defects;"
         "\npatchcore: coreset memory bank of patch features; padim: per-position Gaussians",
+        choices=(*MODELS, *FEATURE_MODELS),
     )
+    _add_feature_options(p, d)
+    option(p, d, "--img-size", type=positive_int)
+    option(p, d, "--latent-dim", "bottleneck channels", type=int)
+    help_filters = "encoder widths, comma-separated (each halves the image): e.g. 16,32,64,64"
+    option(p, d, "--filters", help_filters, type=_ints)
+    help_seg = "draem: U-Net widths of the discriminative network, comma-separated"
+    option(p, d, "--seg-filters", help_seg, type=_ints)
+    option(p, d, "--steps", "draem: batches per epoch", type=int)
+    option(p, d, "--time-limit", "stop after this many seconds of training", type=float)
+    option(p, d, "--defect-prob", "draem", type=float)
+    option(p, d, "--max-defects", "draem: per image", type=int)
+    for flag in ("--min-area", "--max-area"):
+        option(p, d, flag, "draem: pseudo-defect", type=float)
+    option(p, d, "--loss", choices=LOSSES)
+    add_training_options(p, d)
+    _add_scoring_options(p, d)
+    add_wandb_argument(p)
+    return p
+
+
+def _add_feature_options(p: argparse.ArgumentParser, d: TrainConfig) -> None:
+    """The options of --model patchcore/padim (features of a backbone)."""
     p.add_argument(
         "--backbone-run",
         help="patchcore/padim: classifier run whose conv layers give the features (recorded)",
@@ -468,86 +496,37 @@ def build_parser() -> argparse.ArgumentParser:
         choices=sorted(APPLICATIONS),
         help="patchcore/padim: a keras.applications network instead (needs --weights imagenet)",
     )
-    p.add_argument(
-        "--weights",
-        choices=("imagenet",),
-        default=d.weights,
-        help="weights of --backbone (downloaded by Keras: needs internet once)",
-    )
+    help_weights = "weights of --backbone (downloaded by Keras: needs internet once)"
+    option(p, d, "--weights", help_weights, choices=("imagenet",))
     p.add_argument(
         "--random-backbone",
         action="store_true",
         help="patchcore/padim: --backbone-run's architecture, freshly initialised (a baseline)",
     )
-    p.add_argument(
+    option(
+        p,
+        d,
         "--feature-layers",
+        "patchcore/padim: backbone layers, comma-separated (default: two mid layers)",
         type=lambda text: tuple(v for v in text.split(",") if v),
-        help="patchcore/padim: backbone layers, comma-separated (default: two mid layers)",
     )
-    p.add_argument(
-        "--feature-dim",
-        type=int,
-        default=d.feature_dim,
-        help="patchcore/padim: project features onto this many principal components (0: keep)",
-    )
-    p.add_argument(
-        "--coreset",
-        type=float,
-        default=d.coreset,
-        help="patchcore: memory bank size (rows), or a fraction of all patches if < 1",
-    )
-    p.add_argument(
-        "--pixel-percentile",
-        type=float,
-        default=d.pixel_percentile,
-        help="patchcore/padim: pixel threshold = this percentile of good parts' map values",
-    )
-    p.add_argument("--img-size", type=positive_int, default=d.img_size)
-    p.add_argument("--epochs", type=positive_int, default=d.epochs)
-    p.add_argument("--latent-dim", type=int, default=d.latent_dim, help="bottleneck channels")
-    p.add_argument(
-        "--filters",
-        type=lambda text: tuple(int(v) for v in text.split(",")),
-        default=d.filters,
-        help="encoder widths, comma-separated (each halves the image): e.g. 16,32,64,64",
-    )
-    p.add_argument(
-        "--seg-filters",
-        type=lambda text: tuple(int(v) for v in text.split(",")),
-        default=d.seg_filters,
-        help="draem: U-Net widths of the discriminative network, comma-separated",
-    )
-    p.add_argument("--steps", type=int, default=None, help="draem: batches per epoch")
-    p.add_argument(
-        "--time-limit", type=float, default=None, help="stop after this many seconds of training"
-    )
-    p.add_argument("--defect-prob", type=float, default=d.defect_prob, help="draem")
-    p.add_argument("--max-defects", type=int, default=d.max_defects, help="draem: per image")
-    p.add_argument("--min-area", type=float, default=d.min_area, help="draem: pseudo-defect")
-    p.add_argument("--max-area", type=float, default=d.max_area, help="draem: pseudo-defect")
-    p.add_argument("--loss", choices=LOSSES, default=d.loss)
-    p.add_argument("--batch-size", type=positive_int, default=d.batch_size)
-    p.add_argument("--lr", type=float, default=d.lr)
-    p.add_argument("--patience", type=int, default=d.patience, help="EarlyStopping patience")
-    p.add_argument("--seed", type=int, default=d.seed)
-    p.add_argument("--calib-frac", type=float, default=d.calib_frac, help="good images held out")
-    p.add_argument(
-        "--threshold",
-        choices=THRESHOLD_METHODS,
-        default=d.threshold,
-        help="percentile of held-out good scores, or F1 optimum over labelled defects",
-    )
-    p.add_argument("--percentile", type=float, default=d.percentile)
-    p.add_argument(
-        "--top-k", type=float, default=None, help="%% of pixels in the score (ae 0.3, draem 0.1)"
-    )
-    p.add_argument(
-        "--map",
-        choices=MAP_KINDS,
-        default=None,
-        help="ae: mse (default), ssim, mse+ssim; draem: mask",
-    )
-    p.add_argument("--sigma", type=float, default=None, help="smoothing (default img_size/64)")
+    help_dim = "patchcore/padim: project features onto this many principal components (0: keep)"
+    option(p, d, "--feature-dim", help_dim, type=int)
+    help_coreset = "patchcore: memory bank size (rows), or a fraction of all patches if < 1"
+    option(p, d, "--coreset", help_coreset, type=float)
+    help_pixel = "patchcore/padim: pixel threshold = this percentile of good parts' map values"
+    option(p, d, "--pixel-percentile", help_pixel, type=float)
+
+
+def _add_scoring_options(p: argparse.ArgumentParser, d: TrainConfig) -> None:
+    """Calibration on held-out good parts and the post-processing of the anomaly map."""
+    option(p, d, "--calib-frac", "good images held out", type=float)
+    help_threshold = "percentile of held-out good scores, or F1 optimum over labelled defects"
+    option(p, d, "--threshold", help_threshold, choices=THRESHOLD_METHODS)
+    option(p, d, "--percentile", type=float)
+    option(p, d, "--top-k", "%% of pixels in the score (ae 0.3, draem 0.1)", type=float)
+    option(p, d, "--map", "ae: mse (default), ssim, mse+ssim; draem: mask", choices=MAP_KINDS)
+    option(p, d, "--sigma", "smoothing (default img_size/64)", type=float)
     p.add_argument(
         "--no-normalize",
         dest="normalize",
@@ -556,10 +535,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="skip per-pixel normalisation (on by default for ae, off for draem)",
     )
     p.add_argument("--no-part-mask", dest="part_mask", action="store_false")
-    p.add_argument("--crop", type=float, default=d.crop)
+    option(p, d, "--crop", type=float)
     p.add_argument("--clahe", action="store_true")
-    add_wandb_argument(p)
-    return p
 
 
 @cli_main
