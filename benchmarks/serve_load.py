@@ -22,7 +22,6 @@ import json
 import os
 import platform
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -32,6 +31,8 @@ from pathlib import Path
 
 import httpx
 import numpy as np
+
+from store.local_server import free_port
 
 RESULTS = Path(__file__).resolve().parent / "results" / "serve_load.json"
 TOKEN = "benchmark-token"
@@ -63,12 +64,6 @@ def offline(files: list[Path], classifier: str, autoencoder: str, batch: int) ->
     seconds = time.perf_counter() - start
     errors = sum(row["status"] != "ok" for row in rows)
     return {"images": len(rows), "seconds": seconds, "per_s": len(rows) / seconds, "errors": errors}
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def start_server(args, port: int, tmp: Path) -> subprocess.Popen:
