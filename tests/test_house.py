@@ -31,7 +31,7 @@ RANKS = {
     "synthetic": 0,
 }
 # Entry points (argparse shells): nothing imports them; shared code lives in library modules.
-CLI_MODULES = {"train", "predict", "evaluate", "__main__", "report"}
+CLI_MODULES = {"train", "predict", "evaluate", "__main__", "report", "preview"}
 # Which optional extra may serve third-party imports of a given package (besides the core).
 EXTRAS_FOR = {"serve": {"serve", "postgres"}, "inspection": {"ray"}, "store": {"postgres"}}
 TEST_EXTRAS = {"dev", "serve", "ray", "postgres"}
