@@ -28,28 +28,18 @@ import importlib.util
 import json
 import os
 import platform
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
+
+from store import local_server
+from store.local_server import CHROMIUM, CHROMIUM_ARGS, streamlit_command
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "benchmarks" / "results" / "app_speed.json"
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 FULL_ROWS = 835_200
 
 # True once the page is drawn: run finished, nothing spinning, every image decoded.
@@ -91,46 +81,20 @@ class BenchmarkError(RuntimeError):
 # ------------------------------------------------------------------ server and browser
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def start_server(port: int, log_path: Path) -> subprocess.Popen:
     """`streamlit run app/Home.py` headless on 127.0.0.1:port, output to log_path."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("DEFECTLENS_")}
-    command = [
-        sys.executable, "-m", "streamlit", "run", "app/Home.py",
-        "--server.headless", "true", "--server.port", str(port),
-        "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false",
-        "--server.fileWatcherType", "none",
-    ]  # fmt: skip
     log = log_path.open("wb")
-    return subprocess.Popen(command, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
+    return subprocess.Popen(
+        streamlit_command(port), cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT
+    )
 
 
 def wait_healthy(url: str, server: subprocess.Popen, log_path: Path, seconds: float) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if server.poll() is not None:
-            raise BenchmarkError(f"streamlit exited with {server.returncode}:\n{tail(log_path)}")
-        try:
-            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as reply:
-                if reply.status == 200:
-                    return
-        except OSError:
-            time.sleep(0.05)
-    raise BenchmarkError(f"streamlit did not answer on {url} within {seconds:.0f} s")
-
-
-def stop_server(server: subprocess.Popen) -> None:
-    server.terminate()
     try:
-        server.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        server.kill()
-        server.wait(timeout=10)
+        local_server.wait_healthy(f"{url}/_stcore/health", server, seconds, poll_s=0.05)
+    except local_server.ServerNotHealthy as exc:
+        raise BenchmarkError(f"streamlit: {exc}:\n{tail(log_path)}") from None
 
 
 def tail(path: Path, lines: int = 20) -> str:
@@ -223,7 +187,7 @@ def summary(values: list[float]) -> dict:
 
 def measure_cold_start(browser, timeout_s: float, log_path: Path):
     """Launch streamlit and open Home; returns (server, url, page, result dict)."""
-    port = free_port()
+    port = local_server.free_port()
     url = f"http://127.0.0.1:{port}"
     page = browser.new_page(viewport={"width": 1440, "height": 1000})
     start = time.perf_counter()
@@ -236,7 +200,7 @@ def measure_cold_start(browser, timeout_s: float, log_path: Path):
         wait_settled(page, timeout_s * 1000)
         total = time.perf_counter() - start
     except BaseException:
-        stop_server(server)
+        local_server.stop(server)
         raise
     check_no_error(page, "Home")
     return (
@@ -440,7 +404,7 @@ def main(argv: list[str] | None = None) -> int:
             return 1
         finally:
             if server is not None:
-                stop_server(server)
+                local_server.stop(server)
             version = browser.version
             browser.close()
     load_after = os.getloadavg()

@@ -23,7 +23,6 @@ import os
 import platform
 import resource
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -33,6 +32,8 @@ from pathlib import Path
 
 import httpx
 import numpy as np
+
+from store.local_server import free_port
 
 RESULTS = Path(__file__).resolve().parent / "results" / "serve_load.json"
 TOKEN = "benchmark-token"
@@ -70,12 +71,6 @@ def offline(files: list[Path], classifier: str, autoencoder: str, batch: int) ->
         "errors": errors,
         "cpu_ms_per_image": round(1000 * cpu / len(rows), 2),
     }
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def start_server(args, port: int, tmp: Path) -> subprocess.Popen:

@@ -4,13 +4,11 @@ A recipe has two parts: random training-time transforms applied to the prepared 
 (after imaging.Preprocess has cropped and resized it), and preprocessing overrides (the centre
 crop of `crop` / `noise_crop`) that are recorded in the run and replayed at inference.
 
-    python -m classification.augment --list
-    python -m classification.augment --preview docs/images/augmentations.png --data data/casting
+The recipes on the command line (a list, or a preview grid): `python -m classification.preview`.
 """
 
 from __future__ import annotations
 
-import argparse
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -167,40 +165,3 @@ def preview_grid(image: np.ndarray, size: int = 160, draws: int = 4, seed: int =
             cells += [np.full((size, pad), 255, np.uint8), tile]
         rows += [np.hstack(cells), np.full((pad, label_w + draws * (size + pad)), 255, np.uint8)]
     return np.vstack(rows[:-1])
-
-
-def _first_defective_image(data: str) -> np.ndarray:
-    from imaging import discover, read_image
-
-    items = discover(data).items
-    defective = items[items.is_defect & (items.split == "train")]
-    path = (defective if len(defective) else items).sort_values("path").path.iloc[0]
-    return read_image(path)
-
-
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--list", action="store_true", help="print the recipes and exit")
-    parser.add_argument("--preview", metavar="OUT.png", help="write a grid of each recipe")
-    parser.add_argument("--data", help="data set to take the preview part from (any layout)")
-    parser.add_argument("--image", help="a single image to preview instead of --data")
-    parser.add_argument("--size", type=int, default=160, help="tile size in px")
-    parser.add_argument("--draws", type=int, default=4, help="random draws per recipe")
-    parser.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args(argv)
-    if args.list or not args.preview:
-        print(describe_recipes())
-        return
-    if not (args.data or args.image):
-        parser.error("--preview needs --data DIR or --image FILE")
-    from imaging import read_image
-
-    image = read_image(args.image) if args.image else _first_defective_image(args.data)
-    grid = preview_grid(image, size=args.size, draws=args.draws, seed=args.seed)
-    if not cv2.imwrite(args.preview, grid):
-        raise SystemExit(f"could not write {args.preview}: check the folder exists")
-    print(f"wrote {args.preview} ({grid.shape[1]}x{grid.shape[0]} px, {len(RECIPES)} recipes)")
-
-
-if __name__ == "__main__":
-    main()

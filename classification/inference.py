@@ -139,27 +139,8 @@ def predict_images(
     rows: list[dict[str, Any]] = []
     bar = tqdm(total=len(items), unit="img", disable=not progress, desc="predicting")
     for chunk in _chunks(items, max(1, batch_size)):
-        decoded, good = [], []
-        for item in chunk:
-            row: dict[str, Any] = {"file": item.name, "status": "ok", "error": ""}
-            try:
-                decoded_image = _decode(item)
-                image = decoded_image.pixels
-                prepared = preprocess.apply(image)
-            except (ValueError, OSError) as exc:
-                reason = getattr(exc, "reason", None) or str(exc)
-                row.update(status="error", error=reason)
-                log.warning("%s: %s", item.name, reason)
-            else:
-                notes = decoded_image.warnings + screen_image(image, preprocess.size)
-                row.update(
-                    height=int(image.shape[0]),
-                    width=int(image.shape[1]),
-                    warnings=join_warnings(notes),
-                )
-                decoded.append(prepared)
-                good.append(row)
-            rows.append(row)
+        chunk_rows, decoded, good = _decode_chunk(chunk, preprocess)
+        rows += chunk_rows
         if decoded:
             x = np.stack(decoded)
             probabilities = np.asarray(model.predict_on_batch(x), dtype=float)
@@ -180,6 +161,35 @@ def predict_images(
         if column in frame:
             frame[column] = frame[column].astype("Int64")
     return frame
+
+
+def _decode_chunk(
+    chunk: list[_Item], preprocess: Preprocess
+) -> tuple[list[dict[str, Any]], list[np.ndarray], list[dict[str, Any]]]:
+    """(a row per item, the prepared images that decoded, their rows): an unreadable item gets
+    an error row and is left out of the model's batch."""
+    rows, decoded, good = [], [], []
+    for item in chunk:
+        row: dict[str, Any] = {"file": item.name, "status": "ok", "error": ""}
+        try:
+            decoded_image = _decode(item)
+            image = decoded_image.pixels
+            prepared = preprocess.apply(image)
+        except (ValueError, OSError) as exc:
+            reason = getattr(exc, "reason", None) or str(exc)
+            row.update(status="error", error=reason)
+            log.warning("%s: %s", item.name, reason)
+        else:
+            notes = decoded_image.warnings + screen_image(image, preprocess.size)
+            row.update(
+                height=int(image.shape[0]),
+                width=int(image.shape[1]),
+                warnings=join_warnings(notes),
+            )
+            decoded.append(prepared)
+            good.append(row)
+        rows.append(row)
+    return rows, decoded, good
 
 
 def _fill_predictions(

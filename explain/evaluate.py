@@ -22,6 +22,7 @@ from explain.evaluation import (
     evaluate,
     format_table,
 )
+from store.cli_args import keyword_options
 from store.cli_errors import atomic_output, check_output_file, cli_main, positive_int
 
 
@@ -56,17 +57,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any] | int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     if args.out:
         check_output_file(args.out)
-    report = evaluate(
-        args.run,
-        args.data,
-        method=args.method,
-        layer=args.layer,
-        split=args.split,
-        limit=args.limit,
-        threshold=args.threshold,
-        min_area=args.min_area,
-        batch_size=args.batch_size,
-    )
+    report = evaluate(args.run, args.data, **keyword_options(evaluate, args))
     print(format_table(report["summary"]))
     if args.out:
         with atomic_output(args.out) as tmp:

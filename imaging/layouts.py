@@ -31,7 +31,8 @@ _SPLIT_ALIASES = {
 }
 ITEM_COLUMNS = ("path", "label", "split", "is_defect", "defect_type", "mask_path")
 BOX_COLUMNS = ("path", "x_min", "y_min", "x_max", "y_max", "defect_type")
-_BOX_COORDS = ("x_min", "y_min", "x_max", "y_max")
+# A box in annotations.csv and manifests: pixel corners, x_min < x_max and y_min < y_max.
+BOX_COORDS = ("x_min", "y_min", "x_max", "y_max")
 MANIFEST_NAME = "manifest.csv"
 ANNOTATIONS_NAME = "annotations.csv"
 _SHOWN = 5
@@ -532,15 +533,14 @@ def _rows(frame: pd.DataFrame, mask: pd.Series, first_row: int) -> str:
 
 
 def _boxes_from(table: pd.DataFrame, source: Path, first_row: int) -> pd.DataFrame:
-    present = [c for c in _BOX_COORDS if c in table]
+    present = [c for c in BOX_COORDS if c in table]
     if not present:
         return _empty_boxes()
     if len(present) != 4:
         raise DatasetError(
-            f"{source}: box columns need all of {', '.join(_BOX_COORDS)}; "
-            f"found {', '.join(present)}"
+            f"{source}: box columns need all of {', '.join(BOX_COORDS)}; found {', '.join(present)}"
         )
-    coords = table[list(_BOX_COORDS)].replace("", np.nan)
+    coords = table[list(BOX_COORDS)].replace("", np.nan)
     filled = coords.notna()
     partial = filled.any(axis=1) & ~filled.all(axis=1)
     if partial.any():

@@ -182,36 +182,65 @@ def make_tf_dataset(
     if shuffle:
         ds = ds.shuffle(len(paths), seed=seed, reshuffle_each_iteration=True)
 
+    labelled = label_array is not None
+    if not cache:
+        ds = _decoded(ds, preprocess, labelled)
+    if augment is not None:
+        ds = _augmented(ds, _checked_augment(augment, size), size, seed, labelled)
+    ds = _normalized_batches(ds, batch_size, size, labelled)
+    return ds.prefetch(tf.data.AUTOTUNE)
+
+
+def _on_images(ds: tf.data.Dataset, fn: Callable, labelled: bool) -> tf.data.Dataset:
+    """Map `fn` over the images of (image, label) or image-only elements, order kept."""
+    import tensorflow as tf
+
+    mapped = (lambda x, y: (fn(x), y)) if labelled else fn
+    return ds.map(mapped, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+
+
+def _decoded(ds: tf.data.Dataset, preprocess: Preprocess, labelled: bool) -> tf.data.Dataset:
+    """Paths to prepared uint8 images (decode, crop, resize) when nothing was cached."""
+    import tensorflow as tf
+
+    size = preprocess.prepared_shape
+
     def decode(path: tf.Tensor) -> tf.Tensor:
         u8 = tf.numpy_function(
             lambda p: _prepare_one(p.decode("utf-8"), preprocess), [path], tf.uint8
         )
         return tf.ensure_shape(u8, size)
 
-    if not cache:
-        ds = ds.map(
-            (lambda p, y: (decode(p), y)) if label_array is not None else decode,
-            num_parallel_calls=tf.data.AUTOTUNE,
-            deterministic=True,
-        )
+    return _on_images(ds, decode, labelled)
 
-    if augment is not None:
-        run = _checked_augment(augment, size)
-        seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True)
-        ds = tf.data.Dataset.zip((ds, seeds))
 
-        def augmented(u8: tf.Tensor, element_seed: tf.Tensor) -> tf.Tensor:
-            out = tf.numpy_function(run, [u8, element_seed], tf.uint8)
-            return tf.ensure_shape(out, size)
+def _augmented(
+    ds: tf.data.Dataset, run: Callable, size: tuple[int, ...], seed: int, labelled: bool
+) -> tf.data.Dataset:
+    """Each element augmented by `run(u8, element_seed)`, seeds drawn afresh every epoch."""
+    import tensorflow as tf
 
-        if label_array is None:
-            ds = ds.map(augmented, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-        else:
-            ds = ds.map(
-                lambda xy, s: (augmented(xy[0], s), xy[1]),
-                num_parallel_calls=tf.data.AUTOTUNE,
-                deterministic=True,
-            )
+    seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True)
+    ds = tf.data.Dataset.zip((ds, seeds))
+
+    def augmented(u8: tf.Tensor, element_seed: tf.Tensor) -> tf.Tensor:
+        out = tf.numpy_function(run, [u8, element_seed], tf.uint8)
+        return tf.ensure_shape(out, size)
+
+    if not labelled:
+        return ds.map(augmented, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    return ds.map(
+        lambda xy, s: (augmented(xy[0], s), xy[1]),
+        num_parallel_calls=tf.data.AUTOTUNE,
+        deterministic=True,
+    )
+
+
+def _normalized_batches(
+    ds: tf.data.Dataset, batch_size: int, size: tuple[int, ...], labelled: bool
+) -> tf.data.Dataset:
+    """Batches of float32 in [0, 1], a channel axis added to gray images."""
+    import tensorflow as tf
 
     def normalize(u8: tf.Tensor) -> tf.Tensor:
         # Same arithmetic as Preprocess.normalize, on the whole batch.
@@ -219,8 +248,6 @@ def make_tf_dataset(
         return tf.expand_dims(scaled, -1) if len(size) == 2 else scaled
 
     ds = ds.batch(batch_size)
-    if label_array is None:
-        ds = ds.map(normalize, num_parallel_calls=tf.data.AUTOTUNE)
-    else:
-        ds = ds.map(lambda x, y: (normalize(x), y), num_parallel_calls=tf.data.AUTOTUNE)
-    return ds.prefetch(tf.data.AUTOTUNE)
+    if not labelled:
+        return ds.map(normalize, num_parallel_calls=tf.data.AUTOTUNE)
+    return ds.map(lambda x, y: (normalize(x), y), num_parallel_calls=tf.data.AUTOTUNE)

@@ -18,6 +18,7 @@ import logging
 import sys
 import time
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
@@ -26,12 +27,15 @@ import store
 from meltingtank.loader import load_kamp_csv
 from meltingtank.thresholds import choose_threshold, evaluate, parse_method
 from meltingtank.windowing import Prepared, prepare
+from store.cli_args import add_training_options, keyword_options
 from store.cli_errors import cli_main
 from store.tracking import add_wandb_argument, start_tracking
 
 log = logging.getLogger(__name__)
 PREDICT_BATCH = 8192
 MONITOR = "val_pr_auc"
+# The reference pipeline's settings: many epochs bounded by early stopping, small batches.
+TRAINING_DEFAULTS = SimpleNamespace(epochs=200, batch_size=50, lr=1e-3, patience=8, seed=0)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -47,11 +51,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="oversample NG training windows with SMOTE",
     )
     parser.add_argument("--smote-ratio", type=float, default=1.0, help="NG:OK after SMOTE")
-    parser.add_argument("--epochs", type=int, default=200, help="upper bound; early stopping")
-    parser.add_argument("--batch-size", type=int, default=50)
-    parser.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate")
     parser.add_argument("--units", type=int, default=32, help="LSTM units")
-    parser.add_argument("--patience", type=int, default=8, help="early-stopping patience")
     parser.add_argument("--val-split", type=float, default=0.3, help="held-out tail of the log")
     parser.add_argument(
         "--test-share",
@@ -65,7 +65,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--baseline", default="hgb", choices=["hgb", "logreg", "none"], help="yardstick model"
     )
-    parser.add_argument("--seed", type=int, default=0)
+    add_training_options(parser, TRAINING_DEFAULTS)
     add_wandb_argument(parser)
     return parser
 
@@ -186,16 +186,7 @@ def train(args: argparse.Namespace) -> Path:
     features = [f.strip().upper() for f in args.features.split(",") if f.strip()]
     began = time.perf_counter()
     frame = load_kamp_csv(args.csv)
-    data = prepare(
-        frame,
-        features,
-        window=args.window,
-        val_split=args.val_split,
-        test_share=args.test_share,
-        smote=args.smote,
-        smote_ratio=args.smote_ratio,
-        seed=args.seed,
-    )
+    data = prepare(frame, features, **keyword_options(prepare, args))
     print(f"windows per split: {data.counts()}; SMOTE: {data.smote}")
     with store.run_folder(args.name) as run_dir:
         lstm, results = _fit_and_write(args, frame, data, run_dir)

@@ -11,6 +11,7 @@ import logging
 import sys
 
 from serve.settings import MB, Settings, SettingsError
+from store.cli_args import keyword_options, option
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -24,33 +25,18 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--autoencoder", help="autoencoder run name or folder (optional)")
     parser.add_argument("--host", default="127.0.0.1", help="bind address (0.0.0.0 in a container)")
     parser.add_argument("--port", type=int, default=8000)
-    parser.add_argument(
-        "--max-batch", type=int, default=defaults.max_batch, help="most parts per model call"
-    )
-    parser.add_argument(
-        "--max-wait-ms",
-        type=float,
-        default=defaults.max_wait_ms,
-        help="how long a lone request waits for company before its model call",
-    )
-    parser.add_argument(
-        "--alert-threshold",
-        type=float,
-        default=defaults.alert_threshold,
-        help="risk at or above which a part is pushed to /v1/alerts",
-    )
-    parser.add_argument(
-        "--station", default=defaults.station, help="station id when a request has no X-Station"
-    )
-    parser.add_argument(
-        "--max-image-mb", type=float, default=defaults.max_image_bytes / MB, help="cap per image"
-    )
-    parser.add_argument(
-        "--max-upload-mb",
-        type=float,
-        default=defaults.max_upload_bytes / MB,
-        help="cap per /v1/inspect/batch request",
-    )
+    option(parser, defaults, "--max-batch", "most parts per model call", type=int)
+    help_wait = "how long a lone request waits for company before its model call"
+    option(parser, defaults, "--max-wait-ms", help_wait, type=float)
+    help_alert = "risk at or above which a part is pushed to /v1/alerts"
+    option(parser, defaults, "--alert-threshold", help_alert, type=float)
+    option(parser, defaults, "--station", "station id when a request has no X-Station")
+    # the byte caps of Settings, given in MB
+    for flag, cap, what in (
+        ("--max-image-mb", defaults.max_image_bytes, "cap per image"),
+        ("--max-upload-mb", defaults.max_upload_bytes, "cap per /v1/inspect/batch request"),
+    ):
+        parser.add_argument(flag, type=float, default=cap / MB, help=what)
     parser.add_argument(
         "--db-url", help="review-log SQLAlchemy URL (default $DEFECTLENS_DB_URL, else SQLite)"
     )
@@ -66,16 +52,11 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         settings = Settings(
-            classifier=args.classifier,
-            autoencoder=args.autoencoder,
+            args.classifier,
+            **keyword_options(Settings, args),
             auth=not args.no_auth,
-            max_batch=args.max_batch,
-            max_wait_ms=args.max_wait_ms,
             max_image_bytes=int(args.max_image_mb * MB),
             max_upload_bytes=int(args.max_upload_mb * MB),
-            alert_threshold=args.alert_threshold,
-            station=args.station,
-            db_url=args.db_url,
         )
         for flag, name, kind in (
             ("--classifier", args.classifier, "classifier"),

@@ -19,14 +19,10 @@ import pandas as pd
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
-from store.review import (
-    DuplicateItem,
-    ReviewError,
-    ReviewLog,
-    _clean_predictions,
-    _required_text,
-)
+from store.review import DuplicateItem, ReviewError, ReviewLog
+from store.review_images import store_bytes
 from store.review_models import Batch, Item, LineAlert
+from store.review_validation import clean_predictions, required_text
 
 _STATION_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 DEFECT_RISK = 0.5
@@ -158,12 +154,12 @@ class LineLog(ReviewLog):
         station = check_station(station)
         prepared = []
         for part in parts:
-            name = _required_text("name", part.name, 500)
+            name = required_text("name", part.name, 500)
             if not isinstance(part.data, bytes | bytearray | memoryview):
                 raise ReviewError(
                     "data", f"expected the image bytes, got {type(part.data).__name__}"
                 )
-            fields = _clean_predictions(part.predictions or {})
+            fields = clean_predictions(part.predictions or {})
             batch_id = self.line_batch(
                 station, fields.get("classifier_run"), fields.get("autoencoder_run")
             )
@@ -199,7 +195,7 @@ class LineLog(ReviewLog):
                     batch_id=batch_id,
                     sha256=sha,
                     file_name=name,
-                    stored_path=self._store_bytes(sha, name, data),
+                    stored_path=store_bytes(self.images_dir, sha, name, data),
                     **fields,
                 )
                 session.add(item)

@@ -8,22 +8,19 @@ content-addressed, so the same image uploaded twice is stored once.
 
 Create one `ReviewLog` per process (after forking, never before): it owns a connection pool.
 Opening a log migrates its database to the newest schema (store/migrate.py, Alembic).
+This module is the database; input checks are store.review_validation, the image files
+store.review_images, the CSV and COCO exports store.review_export.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
-import math
 import os
-import re
-import tempfile
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from types import SimpleNamespace
 from typing import IO, Any
 
 import pandas as pd
@@ -39,66 +36,22 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from store.migrate import upgrade
 from store.paths import data_dir
+from store.review_export import ITEM_COLUMNS, coco_dataset, write_items_csv
+from store.review_images import store_bytes
 from store.review_models import BATCH_STATUSES, VERDICTS, Batch, Decision, Item
+from store.review_validation import (
+    ITEM_FIELDS,
+    ReviewError,
+    clean_predictions,
+    optional_text,
+    required_text,
+    text_field,
+)
 
 log = logging.getLogger(__name__)
 
 DB_URL_ENV = "DEFECTLENS_DB_URL"
 BUSY_TIMEOUT_MS = 30_000
-
-# Keys `add_item` accepts in its `predictions` mapping (model outputs plus the image size).
-ITEM_FIELDS = (
-    "predicted_class",
-    "defect_probability",
-    "class_probabilities",
-    "anomaly_score",
-    "anomaly_flag",
-    "boxes",
-    "classifier_run",
-    "autoencoder_run",
-    "risk_score",
-    "error",
-    "width",
-    "height",
-)
-_FLOAT_FIELDS = ("defect_probability", "anomaly_score", "risk_score")
-_INT_FIELDS = ("width", "height")
-_TEXT_FIELDS = ("predicted_class", "classifier_run", "autoencoder_run", "error")
-_BOX_KEYS = ("x_min", "y_min", "x_max", "y_max")
-_EXT_RE = re.compile(r"^\.[a-z0-9]{1,5}$")
-
-ITEM_COLUMNS = [
-    "item_id",
-    "file_name",
-    "sha256",
-    "image_path",
-    "width",
-    "height",
-    "predicted_class",
-    "defect_probability",
-    "class_probabilities",
-    "anomaly_score",
-    "anomaly_flag",
-    "boxes",
-    "risk_score",
-    "classifier_run",
-    "autoencoder_run",
-    "error",
-    "verdict",
-    "defect_type",
-    "comment",
-    "reviewer",
-    "decided_at",
-    "n_decisions",
-]
-
-
-class ReviewError(ValueError):
-    """Bad input to the review log; `.field` names the argument to fix."""
-
-    def __init__(self, field: str, message: str) -> None:
-        super().__init__(f"{field}: {message}")
-        self.field = field
 
 
 class ReviewLogUnavailable(ValueError):
@@ -230,11 +183,11 @@ class ReviewLog:
     ) -> int:
         """Open a new batch and return its id; `station` marks line traffic from that station."""
         batch = Batch(
-            name=_required_text("name", name, 200),
-            classifier_run=_optional_text("classifier_run", classifier_run, 200),
-            autoencoder_run=_optional_text("autoencoder_run", autoencoder_run, 200),
-            reviewer=_optional_text("reviewer", reviewer, 100),
-            station=_optional_text("station", station, 100),
+            name=required_text("name", name, 200),
+            classifier_run=optional_text("classifier_run", classifier_run, 200),
+            autoencoder_run=optional_text("autoencoder_run", autoencoder_run, 200),
+            reviewer=optional_text("reviewer", reviewer, 100),
+            station=optional_text("station", station, 100),
             status="open",
         )
         with self._session.begin() as session:
@@ -295,10 +248,10 @@ class ReviewLog:
         `predictions` takes the keys in ITEM_FIELDS; `error` records why an image could not be
         scored (it is still stored and listed). Run names default to the batch's.
         """
-        name = _required_text("name", name, 500)
+        name = required_text("name", name, 500)
         if not isinstance(data, bytes | bytearray | memoryview):
             raise ReviewError("data", f"expected the image bytes, got {type(data).__name__}")
-        fields = _clean_predictions(predictions or {})
+        fields = clean_predictions(predictions or {})
         sha = hashlib.sha256(data).hexdigest()
         with self._session() as session:
             batch = self._batch(session, batch_id)
@@ -307,7 +260,7 @@ class ReviewLog:
             existing = self._find_sha(session, batch_id, sha)
         if existing is not None:
             return DuplicateItem(batch_id, existing.id, sha, name, existing.file_name)
-        stored = self._store_bytes(sha, name, bytes(data))
+        stored = store_bytes(self.images_dir, sha, name, bytes(data))
         item = Item(batch_id=batch_id, sha256=sha, file_name=name, stored_path=stored, **fields)
         try:
             with self._session.begin() as session:
@@ -374,9 +327,9 @@ class ReviewLog:
         decision = Decision(
             item_id=item_id,
             verdict=verdict,
-            reviewer=_required_text("reviewer", reviewer, 100),
-            defect_type=_optional_text("defect_type", defect_type, 100),
-            comment=_text("comment", comment),
+            reviewer=required_text("reviewer", reviewer, 100),
+            defect_type=optional_text("defect_type", defect_type, 100),
+            comment=text_field("comment", comment),
             created=datetime.now(UTC),
         )
         # A single INSERT per transaction: no read before the write, so concurrent SQLite
@@ -405,14 +358,7 @@ class ReviewLog:
 
     def export_csv(self, batch_id: int, path_or_buffer: str | Path | IO[str]) -> int:
         """One row per item with its latest decision and history count; returns the row count."""
-        rows = self._item_rows(batch_id)
-        for row in rows:
-            for key in ("class_probabilities", "boxes"):
-                row[key] = None if row[key] is None else json.dumps(row[key])
-            if row["decided_at"] is not None:
-                row["decided_at"] = row["decided_at"].isoformat()
-        pd.DataFrame(rows, columns=ITEM_COLUMNS).to_csv(path_or_buffer, index=False)
-        return len(rows)
+        return write_items_csv(self._item_rows(batch_id), path_or_buffer)
 
     def export_coco(self, batch_id: int, boxes: str = "reviewed") -> dict[str, Any]:
         """The batch as a COCO detection data set.
@@ -428,67 +374,8 @@ class ReviewLog:
         file_name is the stored copy relative to `images_dir` (given in info.images_root).
         Boxes are [x, y, width, height] in original image pixels.
         """
-        if boxes not in ("reviewed", "predicted"):
-            raise ReviewError("boxes", f"{boxes!r} is not one of reviewed, predicted")
         batch = self.batch(batch_id)
-        images, annotations, categories = [], [], {}
-        for row in (SimpleNamespace(**r) for r in self._item_rows(batch_id)):
-            if row.error:
-                continue
-            if boxes == "reviewed":
-                if row.verdict not in ("confirmed_defect", "false_alarm", "ok"):
-                    continue
-                keep = (row.boxes or []) if row.verdict == "confirmed_defect" else []
-                labels = [row.defect_type or row.predicted_class or "defect"] * len(keep)
-            else:
-                keep = row.boxes or []
-                labels = [b.get("label") or row.predicted_class or "defect" for b in keep]
-            width, height = self._image_size(row)
-            images.append(
-                {
-                    "id": int(row.item_id),
-                    "file_name": str(Path(row.image_path).relative_to(self.images_dir)),
-                    "width": width,
-                    "height": height,
-                    "original_file_name": row.file_name,
-                    "sha256": row.sha256,
-                    "verdict": row.verdict,
-                    "defect_type": row.defect_type,
-                    "reviewer": row.reviewer,
-                }
-            )
-            for box, label in zip(keep, labels, strict=True):
-                category_id = categories.setdefault(label, len(categories) + 1)
-                x, y = box["x_min"], box["y_min"]
-                w, h = box["x_max"] - x, box["y_max"] - y
-                annotation = {
-                    "id": len(annotations) + 1,
-                    "image_id": int(row.item_id),
-                    "category_id": category_id,
-                    "bbox": [x, y, w, h],
-                    "area": w * h,
-                    "iscrowd": 0,
-                }
-                if boxes == "predicted" and "score" in box:
-                    annotation["score"] = box["score"]
-                annotations.append(annotation)
-        return {
-            "info": {
-                "description": f"DefectLens review batch {batch['name']!r} ({boxes} boxes)",
-                "batch_id": batch_id,
-                "classifier_run": batch["classifier_run"],
-                "autoencoder_run": batch["autoencoder_run"],
-                "images_root": str(self.images_dir),
-                "date_created": datetime.now(UTC).isoformat(timespec="seconds"),
-            },
-            "licenses": [],
-            "images": images,
-            "annotations": annotations,
-            "categories": [
-                {"id": cid, "name": name, "supercategory": "defect"}
-                for name, cid in categories.items()
-            ],
-        }
+        return coco_dataset(self._item_rows(batch_id), batch, self.images_dir, boxes)
 
     # Internals -----------------------------------------------------------------------------
 
@@ -508,18 +395,6 @@ class ReviewLog:
     def _find_sha(session: Session, batch_id: int, sha: str) -> Item | None:
         query = select(Item).where(Item.batch_id == batch_id, Item.sha256 == sha)
         return session.scalars(query).first()
-
-    def _store_bytes(self, sha: str, name: str, data: bytes) -> str:
-        ext = Path(name).suffix.lower()
-        relative = f"{sha[:2]}/{sha}{ext if _EXT_RE.match(ext) else '.bin'}"
-        target = self.images_dir / relative
-        if not target.exists():
-            target.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".tmp-")
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(data)
-            os.replace(tmp, target)
-        return relative
 
     def _item_row(self, item: Item, decision: Decision | None, n_decisions: int | None) -> dict:
         return {
@@ -547,19 +422,6 @@ class ReviewLog:
             "n_decisions": n_decisions or 0,
         }
 
-    @staticmethod
-    def _image_size(row: Any) -> tuple[int | None, int | None]:
-        if row.width is not None and row.height is not None:
-            return int(row.width), int(row.height)
-        try:
-            from imaging import read_image
-
-            shape = read_image(row.image_path, name=row.file_name).shape
-        except (ImportError, ValueError, OSError) as exc:
-            log.warning("%s: image size unknown for COCO export (%s)", row.file_name, exc)
-            return None, None
-        return int(shape[1]), int(shape[0])
-
 
 def _batch_dict(batch: Batch) -> dict[str, Any]:
     return {
@@ -583,113 +445,6 @@ def _decision_dict(decision: Decision) -> dict[str, Any]:
         "reviewer": decision.reviewer,
         "created": decision.created,
     }
-
-
-def _text(field: str, value: Any) -> str:
-    if value is None:
-        return ""
-    if not isinstance(value, str):
-        raise ReviewError(field, f"expected text, got {type(value).__name__}")
-    return value
-
-
-def _optional_text(field: str, value: Any, max_len: int) -> str | None:
-    text = _text(field, value).strip()
-    if len(text) > max_len:
-        raise ReviewError(field, f"longer than {max_len} characters")
-    return text or None
-
-
-def _required_text(field: str, value: Any, max_len: int) -> str:
-    text = _optional_text(field, value, max_len)
-    if text is None:
-        raise ReviewError(field, "must not be empty")
-    return text
-
-
-def _missing(value: Any) -> bool:
-    """None, NaN, NaT or pd.NA: how a missing prediction arrives from a DataFrame row."""
-    if value is None:
-        return True
-    try:
-        return bool(pd.isna(value))
-    except (TypeError, ValueError):
-        return False
-
-
-def _number(field: str, value: Any) -> float | None:
-    if _missing(value):
-        return None
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        raise ReviewError(field, f"expected a number, got {value!r}") from None
-    return None if math.isnan(number) else number
-
-
-def _clean_predictions(predictions: Mapping[str, Any]) -> dict[str, Any]:
-    unknown = sorted(set(predictions) - set(ITEM_FIELDS))
-    if unknown:
-        raise ReviewError(
-            "predictions", f"unknown keys {unknown}; accepted keys: {', '.join(ITEM_FIELDS)}"
-        )
-    fields: dict[str, Any] = {}
-    for key, value in predictions.items():
-        if key in _FLOAT_FIELDS:
-            fields[key] = _number(key, value)
-        elif key in _INT_FIELDS:
-            number = _number(key, value)
-            fields[key] = None if number is None else int(number)
-        elif key in _TEXT_FIELDS:
-            fields[key] = None if _missing(value) else _optional_text(key, value, 10_000)
-        elif key == "anomaly_flag":
-            fields[key] = None if _missing(value) else bool(value)
-        elif key == "class_probabilities":
-            fields[key] = _probabilities(value)
-        elif key == "boxes":
-            fields[key] = _boxes(value)
-    for key in ("classifier_run", "autoencoder_run"):
-        if fields.get(key) is None:
-            fields.pop(key, None)
-    return fields
-
-
-def _probabilities(value: Any) -> dict[str, float] | None:
-    if value is None:
-        return None
-    if not isinstance(value, Mapping):
-        raise ReviewError("class_probabilities", f"expected {{class: probability}}, got {value!r}")
-    return {str(k): _number("class_probabilities", v) for k, v in value.items()}
-
-
-def _boxes(value: Any) -> list[dict[str, Any]] | None:
-    """Boxes as dicts x_min, y_min, x_max, y_max [, score, label] from dicts, tuples or objects."""
-    if value is None:
-        return None
-    if isinstance(value, str | bytes) or not isinstance(value, Iterable):
-        raise ReviewError("boxes", f"expected a list of boxes, got {value!r}")
-    boxes = []
-    for box in value:
-        if isinstance(box, Mapping):
-            raw = dict(box)
-        elif all(hasattr(box, k) for k in _BOX_KEYS):
-            raw = {k: getattr(box, k) for k in (*_BOX_KEYS, "score", "label") if hasattr(box, k)}
-        elif isinstance(box, Iterable) and len(tuple(box)) in (4, 5):
-            raw = dict(zip((*_BOX_KEYS, "score"), tuple(box), strict=False))
-        else:
-            raise ReviewError("boxes", f"cannot read box {box!r}; use x_min, y_min, x_max, y_max")
-        missing = [k for k in _BOX_KEYS if k not in raw]
-        if missing:
-            raise ReviewError("boxes", f"box {box!r} lacks {', '.join(missing)}")
-        clean: dict[str, Any] = {k: _number("boxes", raw[k]) for k in _BOX_KEYS}
-        if None in clean.values():
-            raise ReviewError("boxes", f"box {box!r} has a missing coordinate")
-        if raw.get("score") is not None:
-            clean["score"] = _number("boxes", raw["score"])
-        if raw.get("label"):
-            clean["label"] = str(raw["label"])
-        boxes.append(clean)
-    return boxes
 
 
 __all__ = [

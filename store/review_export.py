@@ -2,15 +2,47 @@
 image folder, times in a named zone.
 
 `ReviewLog.export_csv` stays the machine format (codes, absolute stored paths, UTC ISO times)
-for round trips; `readable_items` turns `ReviewLog.items(batch)` into what a QA engineer
-downloads from the dashboard.
+for round trips (`write_items_csv`); `readable_items` turns `ReviewLog.items(batch)` into what
+a QA engineer downloads from the dashboard; `coco_dataset` is the batch as COCO detections.
 """
 
 from __future__ import annotations
 
+import json
+from datetime import UTC, datetime
 from pathlib import Path
+from types import SimpleNamespace
+from typing import IO, Any
 
 import pandas as pd
+
+from store.review_images import image_size
+from store.review_validation import ReviewError
+
+ITEM_COLUMNS = [
+    "item_id",
+    "file_name",
+    "sha256",
+    "image_path",
+    "width",
+    "height",
+    "predicted_class",
+    "defect_probability",
+    "class_probabilities",
+    "anomaly_score",
+    "anomaly_flag",
+    "boxes",
+    "risk_score",
+    "classifier_run",
+    "autoencoder_run",
+    "error",
+    "verdict",
+    "defect_type",
+    "comment",
+    "reviewer",
+    "decided_at",
+    "n_decisions",
+]
 
 VERDICT_LABELS = {
     "confirmed_defect": "Confirm defect",
@@ -67,3 +99,79 @@ def _relative(path: object, root: Path) -> str:
         return str(Path(path).relative_to(root))
     except ValueError:
         return Path(path).name  # never a server-side absolute path
+
+
+def write_items_csv(rows: list[dict[str, Any]], path_or_buffer: str | Path | IO[str]) -> int:
+    """The machine format: one row per item, JSON for probabilities and boxes, ISO times."""
+    for row in rows:
+        for key in ("class_probabilities", "boxes"):
+            row[key] = None if row[key] is None else json.dumps(row[key])
+        if row["decided_at"] is not None:
+            row["decided_at"] = row["decided_at"].isoformat()
+    pd.DataFrame(rows, columns=ITEM_COLUMNS).to_csv(path_or_buffer, index=False)
+    return len(rows)
+
+
+def coco_dataset(
+    rows: list[dict[str, Any]], batch: dict[str, Any], images_dir: Path, boxes: str = "reviewed"
+) -> dict[str, Any]:
+    """The batch's item rows as a COCO detection data set (see ReviewLog.export_coco)."""
+    if boxes not in ("reviewed", "predicted"):
+        raise ReviewError("boxes", f"{boxes!r} is not one of reviewed, predicted")
+    images, annotations, categories = [], [], {}
+    for row in (SimpleNamespace(**r) for r in rows):
+        if row.error:
+            continue
+        if boxes == "reviewed":
+            if row.verdict not in ("confirmed_defect", "false_alarm", "ok"):
+                continue
+            keep = (row.boxes or []) if row.verdict == "confirmed_defect" else []
+            labels = [row.defect_type or row.predicted_class or "defect"] * len(keep)
+        else:
+            keep = row.boxes or []
+            labels = [b.get("label") or row.predicted_class or "defect" for b in keep]
+        width, height = image_size(row)
+        images.append(
+            {
+                "id": int(row.item_id),
+                "file_name": str(Path(row.image_path).relative_to(images_dir)),
+                "width": width,
+                "height": height,
+                "original_file_name": row.file_name,
+                "sha256": row.sha256,
+                "verdict": row.verdict,
+                "defect_type": row.defect_type,
+                "reviewer": row.reviewer,
+            }
+        )
+        for box, label in zip(keep, labels, strict=True):
+            category_id = categories.setdefault(label, len(categories) + 1)
+            x, y = box["x_min"], box["y_min"]
+            w, h = box["x_max"] - x, box["y_max"] - y
+            annotation = {
+                "id": len(annotations) + 1,
+                "image_id": int(row.item_id),
+                "category_id": category_id,
+                "bbox": [x, y, w, h],
+                "area": w * h,
+                "iscrowd": 0,
+            }
+            if boxes == "predicted" and "score" in box:
+                annotation["score"] = box["score"]
+            annotations.append(annotation)
+    return {
+        "info": {
+            "description": f"DefectLens review batch {batch['name']!r} ({boxes} boxes)",
+            "batch_id": batch["batch_id"],
+            "classifier_run": batch["classifier_run"],
+            "autoencoder_run": batch["autoencoder_run"],
+            "images_root": str(images_dir),
+            "date_created": datetime.now(UTC).isoformat(timespec="seconds"),
+        },
+        "licenses": [],
+        "images": images,
+        "annotations": annotations,
+        "categories": [
+            {"id": cid, "name": name, "supercategory": "defect"} for name, cid in categories.items()
+        ],
+    }

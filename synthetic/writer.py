@@ -25,6 +25,8 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
+from imaging.layouts import BOX_COORDS
+from store.cli_args import defaults_of, keyword_options, option
 from synthetic.casting import (
     DEFAULT_CONTRAST,
     DEFECT_TYPES,
@@ -39,17 +41,7 @@ log = logging.getLogger(__name__)
 DEFECT_SHARE = 3758 / (3758 + 2875)
 BINARY_LABELS = {"defect": "def_front", "good": "ok_front"}
 GENERATED = ("train", "test", "masks", "mvtec", "annotations.csv")
-ANNOTATION_COLUMNS = (
-    "path",
-    "split",
-    "label",
-    "defect_type",
-    "mask_path",
-    "x_min",
-    "y_min",
-    "x_max",
-    "y_max",
-)
+ANNOTATION_COLUMNS = ("path", "split", "label", "defect_type", "mask_path", *BOX_COORDS)
 PNG_SETTINGS = [cv2.IMWRITE_PNG_COMPRESSION, 3]
 PARALLEL_MIN_IMAGES = 64
 
@@ -300,34 +292,35 @@ def generate_casting_dataset(
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Options of ``python -m synthetic casting``."""
+    """Options of ``python -m synthetic casting``; defaults are generate_casting_dataset's."""
+    d = defaults_of(generate_casting_dataset)
     parser.add_argument("--out", required=True, help="output folder (must be empty or new)")
-    parser.add_argument("--n", type=int, default=1000, help="number of images (default 1000)")
-    parser.add_argument("--size", type=int, default=300, help="image side in pixels (>= 64)")
-    parser.add_argument("--seed", type=int, default=0, help="random seed (same seed, same bytes)")
-    parser.add_argument(
+    option(parser, d, "--n", "number of images (default 1000)", type=int)
+    option(parser, d, "--size", "image side in pixels (>= 64)", type=int)
+    option(parser, d, "--seed", "random seed (same seed, same bytes)", type=int)
+    option(
+        parser,
+        d,
         "--classes",
+        "binary: def_front/ok_front like the Kaggle set; types: good + one folder per defect",
         choices=("binary", "types"),
-        default="binary",
-        help="binary: def_front/ok_front like the Kaggle set; types: good + one folder per defect",
     )
-    parser.add_argument(
-        "--test-frac", type=float, default=0.2, help="share of images in test/ (default 0.2)"
-    )
+    option(parser, d, "--test-frac", "share of images in test/ (default 0.2)", type=float)
     parser.add_argument(
         "--defect-share",
         type=float,
         default=None,
         help="share of defective parts (default 0.567, as in the Kaggle casting set)",
     )
-    parser.add_argument(
+    option(
+        parser,
+        d,
         "--contrast",
-        type=float,
-        default=DEFAULT_CONTRAST,
-        help=f"defect visibility (default {DEFAULT_CONTRAST}, tuned for the demo classifier); "
+        f"defect visibility (default {DEFAULT_CONTRAST}, tuned for the demo classifier); "
         "lower is harder",
+        type=float,
     )
-    parser.add_argument("--workers", type=int, default=2, help="worker processes (default 2)")
+    option(parser, d, "--workers", "worker processes (default 2)", type=int)
     parser.add_argument(
         "--overwrite",
         action="store_true",
@@ -357,19 +350,8 @@ def main(args: argparse.Namespace, parser: argparse.ArgumentParser | None = None
     if args.workers < 1:
         return fail(f"--workers {args.workers}: need at least 1")
     try:
-        summary = generate_casting_dataset(
-            args.out,
-            n=args.n,
-            size=args.size,
-            seed=args.seed,
-            classes=args.classes,
-            test_frac=args.test_frac,
-            defect_share=share,
-            contrast=args.contrast,
-            workers=args.workers,
-            overwrite=args.overwrite,
-            progress=True,
-        )
+        options = {**keyword_options(generate_casting_dataset, args), "defect_share": share}
+        summary = generate_casting_dataset(args.out, **options, progress=True)
     except OutputError as err:
         return fail(str(err))
     print(summary.format())

@@ -10,11 +10,12 @@ from __future__ import annotations
 import glob
 import os
 import shutil
-import socket
 import subprocess
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+
+from store.local_server import free_port
 
 INSTALL_HINT = "install Debian's postgresql (make test does: apt-get install postgresql)"
 
@@ -59,12 +60,6 @@ def find_bin_dir() -> Path:
     if not candidates:
         raise PostgresUnavailable(f"PostgreSQL's initdb not found; {INSTALL_HINT}")
     return Path(candidates[0]).parent
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _run(server: PostgresServer, tool: str, *args: str, check: bool = True):

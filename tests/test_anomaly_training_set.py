@@ -4,8 +4,8 @@ import pandas as pd
 import pytest
 from test_anomaly_pipeline import make_dataset
 
+from anomaly.calibration import split_good
 from anomaly.normal_set import DefectInTrainingError, TrainingSetError, select_training_paths
-from anomaly.train import split_good
 from imaging import discover
 
 

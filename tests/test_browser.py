@@ -10,27 +10,22 @@ from __future__ import annotations
 
 import importlib.util
 import os
-import socket
 import subprocess
 import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 
+from store.local_server import (
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    free_port,
+    stop,
+    streamlit_command,
+    wait_healthy,
+)
+
 REPO = Path(__file__).resolve().parents[1]
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 SCREENS = REPO / "docs" / "images" / "screens"
 PAGE_TIMEOUT_MS = 240_000
 pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.xdist_group("browser")]
@@ -44,26 +39,6 @@ def _pages() -> list:
     sys.modules[spec.name] = module
     spec.loader.exec_module(module)
     return module.existing_pages()
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _wait_healthy(url: str, server: subprocess.Popen, seconds: float = 90) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if server.poll() is not None:
-            raise RuntimeError(f"streamlit exited with {server.returncode}")
-        try:
-            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as reply:
-                if reply.status == 200:
-                    return
-        except OSError:
-            time.sleep(0.5)
-    raise RuntimeError(f"streamlit did not answer on {url} within {seconds} s")
 
 
 def _demo_present() -> bool:
@@ -84,26 +59,20 @@ def server_env(tmp_path_factory) -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 def app_url(server_env):
-    port = _free_port()
-    command = [
-        sys.executable, "-m", "streamlit", "run", "app/Home.py",
-        "--server.headless", "true", "--server.port", str(port),
-        "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false",
-        "--server.fileWatcherType", "none",
-    ]  # fmt: skip
+    port = free_port()
     server = subprocess.Popen(
-        command, cwd=REPO, env=server_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+        streamlit_command(port),
+        cwd=REPO,
+        env=server_env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
     )
     url = f"http://127.0.0.1:{port}"
     try:
-        _wait_healthy(url, server)
+        wait_healthy(f"{url}/_stcore/health", server, seconds=90)
         yield url
     finally:
-        server.terminate()
-        try:
-            server.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            server.kill()
+        stop(server, grace_s=20)
 
 
 @pytest.fixture(scope="module")

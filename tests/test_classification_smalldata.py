@@ -10,6 +10,7 @@ import pytest
 
 import store
 from classification import train as train_module
+from classification import training as training_module
 from classification.augment import get_recipe
 from classification.batchnorm import moving_statistics
 from classification.guards import Health
@@ -134,7 +135,7 @@ def test_the_saved_model_normalises_with_statistics_of_its_training_images(tiny_
 
 def test_a_flagged_run_warns_in_the_summary_and_in_run_json(tiny_set, capsys, monkeypatch):
     flagged = Health(checks={"mode_gap": 0.4}, warnings=["predictions collapse to one class"])
-    monkeypatch.setattr(train_module, "assess_classifier", lambda *a, **k: flagged)
+    monkeypatch.setattr(training_module, "assess_classifier", lambda *a, **k: flagged)
     assert train_module.main(_argv(tiny_set, "--name", "flagged", "--min-steps", "0")) == 0
     err = capsys.readouterr().err
     assert "WARNING: predictions collapse to one class" in err

@@ -14,9 +14,10 @@ import pytest
 import store
 from classification.inference import PredictError, predict_images
 from classification.predict import main as predict_main
+from classification.schedule import callbacks, learning_rate
 from classification.splits import classifier_splits
-from classification.train import TrainConfig, _callbacks, _class_weights, learning_rate, train
 from classification.train import main as train_main
+from classification.training import TrainConfig, _class_weights, train
 from imaging import discover
 
 pytestmark = pytest.mark.xdist_group("classification_train")
@@ -135,7 +136,7 @@ def test_only_the_plateau_schedule_adds_reduce_lr_on_plateau(tmp_path):
             return None
 
     def names(schedule):
-        return [type(c).__name__ for c in _callbacks(tmp_path, 4, schedule, NoTracker())]
+        return [type(c).__name__ for c in callbacks(tmp_path, 4, schedule, NoTracker())]
 
     assert "ReduceLROnPlateau" in names("plateau")
     assert "ReduceLROnPlateau" not in names("cosine")

@@ -21,6 +21,7 @@ WIDTH = "100"
 COMMANDS = [
     ("python -m synthetic", "synthetic.__main__", "synthetic data sets"),
     ("python classification/train.py", "classification.train", "train a classifier run"),
+    ("python -m classification.preview", "classification.preview", "augmentation recipes"),
     ("python classification/predict.py", "classification.predict", "batch prediction"),
     ("python classification/threshold.py", "classification.threshold", "re-choose a threshold"),
     ("python anomaly/train.py", "anomaly.train", "train an anomaly detector on good parts"),

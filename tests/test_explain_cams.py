@@ -4,10 +4,8 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+from cam_reference import tf_keras_vis_raw
 from keras import layers
-from tf_keras_vis.gradcam import Gradcam
-from tf_keras_vis.utils.model_modifiers import ReplaceToLinear
-from tf_keras_vis.utils.scores import CategoricalScore
 
 import explain
 from explain.cams import normalize_maps
@@ -166,18 +164,6 @@ def test_fast_path_equals_tf_keras_vis_on_random_inputs(method, score):
     np.testing.assert_allclose(ours, ref, atol=1e-4)
 
 
-def _tf_keras_vis_raw(model, images, layer, targets):
-    maps = Gradcam(model, model_modifier=ReplaceToLinear())(
-        CategoricalScore([int(t) for t in targets]),
-        images,
-        penultimate_layer=layer,
-        seek_penultimate_conv_layer=False,
-        expand_cam=False,
-        normalize_cam=False,
-    )
-    return normalize_maps(np.asarray(maps, np.float32)).numpy()
-
-
 def test_fast_gradcam_equals_tf_keras_vis_before_upsampling_with_a_head_of_conv_layers():
     keras.utils.set_random_seed(3)
     model = random_cnn()
@@ -185,7 +171,9 @@ def test_fast_gradcam_equals_tf_keras_vis_before_upsampling_with_a_head_of_conv_
     explainer = explain.get_explainer(model, "gradcam", "r2")
     raw, targets = explainer.raw_maps(tf.constant(images), tf.constant([-1] * 4))
     ours = normalize_maps(raw).numpy()
-    np.testing.assert_allclose(ours, _tf_keras_vis_raw(model, images, "r2", targets), atol=1e-4)
+    np.testing.assert_allclose(
+        ours, tf_keras_vis_raw(model, images, "r2", targets, logits=True), atol=1e-4
+    )
 
 
 def test_nested_backbone_gradcam_equals_tf_keras_vis_on_the_flat_backbone():
@@ -207,7 +195,7 @@ def test_nested_backbone_gradcam_equals_tf_keras_vis_on_the_flat_backbone():
     for ours_layer, flat_layer in [(backbone.name, "out_relu"), ("block_13_expand_relu",) * 2]:
         explainer = explain.get_explainer(wrapped, "gradcam", ours_layer)
         raw, targets = explainer.raw_maps(tf.constant(images), tf.constant([-1, -1]))
-        ref = _tf_keras_vis_raw(flat, flat_images, flat_layer, targets)
+        ref = tf_keras_vis_raw(flat, flat_images, flat_layer, targets, logits=True)
         np.testing.assert_allclose(normalize_maps(raw).numpy(), ref, atol=1e-4)
     cams = explain.compute_cams(wrapped, images, layer="block_13_expand_relu")
     assert cams.shape == (2, 64, 64)

@@ -11,11 +11,8 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+from cam_reference import TKV, tf_keras_vis_raw
 from keras import layers
-from tf_keras_vis.gradcam import Gradcam
-from tf_keras_vis.gradcam_plus_plus import GradcamPlusPlus
-from tf_keras_vis.layercam import Layercam
-from tf_keras_vis.utils.scores import CategoricalScore
 
 import explain
 from classification.models import build_model
@@ -27,7 +24,6 @@ N_LAYERS = 10
 FAMILIES = ("simple_cnn", "mobilenetv2", "efficientnetb0", "resnet50")
 LAYER_METHODS = ("gradcam", "gradcam++", "layercam", "scorecam")
 OPTIONS = {"scorecam": {"max_N": 2}, "smoothgrad": {"smooth_samples": 2}}
-TKV = {"gradcam": Gradcam, "gradcam++": GradcamPlusPlus, "layercam": Layercam}
 pytestmark = pytest.mark.xdist_group("explain_zoo")
 
 
@@ -73,18 +69,6 @@ def sample_layers(model) -> tuple[list[str], dict[str, bool]]:
     return picked, cuttable
 
 
-def tkv_raw(model, method, images, layer, targets):
-    maps = TKV[method](model)(
-        CategoricalScore([int(t) for t in targets]),
-        images,
-        penultimate_layer=layer,
-        seek_penultimate_conv_layer=False,
-        expand_cam=False,
-        normalize_cam=False,
-    )
-    return normalize_maps(np.asarray(maps, np.float32)).numpy()
-
-
 @pytest.mark.parametrize("family", FAMILIES)
 def test_every_method_explains_sampled_layers_of_each_family(zoo, images, family):
     model = zoo[family]
@@ -112,7 +96,7 @@ def test_every_method_explains_sampled_layers_of_each_family(zoo, images, family
             assert cams.min() >= 0.0 and cams.max() <= 1.0
             if method in TKV:
                 raw, _ = explainer.raw_maps(tf.constant(images), tf.constant(targets))
-                ref = tkv_raw(model, method, images, layer, targets)
+                ref = tf_keras_vis_raw(model, images, layer, targets, method)
                 np.testing.assert_allclose(
                     normalize_maps(raw).numpy(), ref, atol=1e-4, err_msg=f"{layer} {method}"
                 )
@@ -190,7 +174,7 @@ def test_residual_layer_inside_a_nested_backbone_equals_tf_keras_vis_on_the_flat
         explainer = explain.get_explainer(wrapped, method, inner, score="probability")
         assert explainer.layer == path and explainer.route == "fallback"
         raw, targets = explainer.raw_maps(tf.constant(images), tf.constant([-1, -1]))
-        ref = tkv_raw(flat, method, rgb_images, inner, targets)
+        ref = tf_keras_vis_raw(flat, rgb_images, inner, targets, method)
         np.testing.assert_allclose(normalize_maps(raw).numpy(), ref, atol=1e-4, err_msg=method)
 
 

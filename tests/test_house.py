@@ -31,7 +31,7 @@ RANKS = {
     "synthetic": 0,
 }
 # Entry points (argparse shells): nothing imports them; shared code lives in library modules.
-CLI_MODULES = {"train", "predict", "evaluate", "__main__", "report"}
+CLI_MODULES = {"train", "predict", "evaluate", "__main__", "report", "preview"}
 # Which optional extra may serve third-party imports of a given package (besides the core).
 EXTRAS_FOR = {"serve": {"serve", "postgres"}, "inspection": {"ray"}, "store": {"postgres"}}
 TEST_EXTRAS = {"dev", "serve", "ray", "postgres"}
@@ -275,3 +275,39 @@ def test_code_only_points_at_documents_that_exist():
                 if name not in docs:
                     missing.append(f"{path.relative_to(ROOT)}: {name}")
     assert not missing, "references to documents that do not exist:\n" + "\n".join(missing)
+
+
+# --- rooms of one job -------------------------------------------------------------------------
+
+MAX_FUNCTION_LINES = 80
+
+
+def _long_functions() -> list[str]:
+    found = []
+    for package in RANKS:
+        for path in _python_files(package):
+            tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+            for node in ast.walk(tree):
+                if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+                    lines = node.end_lineno - node.lineno + 1
+                    where = f"{path.relative_to(ROOT)}:{node.lineno}"
+                    if lines > MAX_FUNCTION_LINES:
+                        found.append(f"{where} {node.name} ({lines})")
+    return found
+
+
+def test_no_function_in_the_packages_is_over_80_lines():
+    """A function that long does several jobs: give each its own function (or module)."""
+    long = _long_functions()
+    assert not long, f"functions over {MAX_FUNCTION_LINES} lines:\n" + "\n".join(long)
+
+
+def test_the_length_check_sees_a_planted_long_function():
+    bad = ROOT / "store" / "_planted_long_function.py"
+    assert not bad.exists()
+    body = "".join(f"    x{i} = {i}\n" for i in range(MAX_FUNCTION_LINES))
+    bad.write_text(f"def planted():\n{body}", encoding="utf-8")
+    try:
+        assert any("_planted_long_function.py:1 planted" in f for f in _long_functions())
+    finally:
+        bad.unlink()

@@ -16,7 +16,6 @@ import re
 import secrets
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -33,6 +32,7 @@ from inspection import InspectionError, inspect_batch
 from inspection.__main__ import main as cli_main
 from inspection.pipeline import results_frame
 from inspection.ray_engine import RAY_MISSING, BatchRecord, iter_inspect_ray
+from store.local_server import free_port
 from store.review import ReviewLog
 
 # Token authentication with a token of this test process: its nodes and its driver agree on
@@ -54,12 +54,6 @@ RAY_ENV = {
     "RAY_health_check_failure_threshold": "3",
     "RAY_DATA_DISABLE_PROGRESS_BARS": "1",
 }
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _descendants(pid: int) -> list[int]:
@@ -85,7 +79,7 @@ class LocalCluster:
     def __init__(self) -> None:
         # Short: Ray's unix sockets live under it (the path limit is 107 bytes).
         self.root = Path(tempfile.mkdtemp(prefix="dlray", dir="/tmp"))
-        self.port = _free_port()
+        self.port = free_port()
         self.address = f"127.0.0.1:{self.port}"
         self.nodes: dict[str, subprocess.Popen] = {}
         self.pids: set[int] = set()
@@ -99,7 +93,7 @@ class LocalCluster:
         command = [
             RAY, "start", *where, "--num-cpus", "1", "--temp-dir", str(temp),
             "--object-store-memory", str(80 * 1024 * 1024), "--disable-usage-stats",
-            "--ray-client-server-port", str(_free_port()), "--block",
+            "--ray-client-server-port", str(free_port()), "--block",
         ]  # fmt: skip
         log = open(self.root / f"{name}.log", "w")  # noqa: SIM115 (closed with the process)
         self.nodes[name] = subprocess.Popen(
