@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import urllib.parse
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -67,6 +68,15 @@ def _shown(url: str) -> str:
 
 def _unavailable(url: str, reason: str) -> ReviewLogUnavailable:
     return ReviewLogUnavailable(f"review log database {_shown(url)} (${DB_URL_ENV}): {reason}")
+
+
+def _sqlite_file(parsed: Any) -> str | None:
+    """The database file of a SQLite URL; for a URI filename (`sqlite:///file:PATH?uri=true`)
+    the PATH inside it, so no folder named "file:" is made in the working directory."""
+    path = parsed.database
+    if path and str(parsed.query.get("uri", "")).lower() == "true" and path.startswith("file:"):
+        return urllib.parse.unquote(urllib.parse.urlsplit(path).path) or None
+    return path
 
 
 def _check_sqlite_writable(url: str, path: str) -> None:
@@ -125,7 +135,7 @@ def make_engine(url: str) -> Engine:
             "postgresql+psycopg://user@host/db",
         ) from None
     if parsed.get_backend_name() == "sqlite":
-        path = parsed.database
+        path = _sqlite_file(parsed)
         if path and path != ":memory:":
             try:
                 Path(path).parent.mkdir(parents=True, exist_ok=True)

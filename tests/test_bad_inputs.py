@@ -440,10 +440,13 @@ def test_bad_database_urls_raise_a_clear_error(monkeypatch, url, message):
     assert "DEFECTLENS_DB_URL" in str(info.value)
 
 
-def test_read_only_database_is_refused_up_front(tmp_path):
+def test_read_only_database_is_refused_up_front(tmp_path, monkeypatch):
     url = f"sqlite:///file:{tmp_path / 'ro.db'}?mode=ro&uri=true"
+    (tmp_path / "cwd").mkdir()
+    monkeypatch.chdir(tmp_path / "cwd")
     with pytest.raises(ReviewLogUnavailable, match="cannot open it"):
         ReviewLog(url, images_dir=tmp_path / "images")
+    assert not any((tmp_path / "cwd").iterdir())  # no folder named "file:" made here
 
 
 @pytest.mark.parametrize(
