@@ -311,3 +311,22 @@ def test_the_length_check_sees_a_planted_long_function():
         assert any("_planted_long_function.py:1 planted" in f for f in _long_functions())
     finally:
         bad.unlink()
+
+
+def test_the_readme_layout_lists_every_top_level_folder():
+    """README's "Layout" block names each folder of the repository (hidden ones aside) and no
+    folder that is not there."""
+    import subprocess
+
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    block = text.split("## Layout", 1)[1].split("```", 2)[1]
+    listed = {
+        line.split()[0].rstrip("/") for line in block.splitlines() if "/" in line.split(" ")[0]
+    }
+    tracked = subprocess.run(
+        ["git", "ls-files"], cwd=ROOT, capture_output=True, text=True, check=True
+    ).stdout.split()
+    folders = {path.split("/")[0] for path in tracked if "/" in path and not path.startswith(".")}
+    assert listed == folders, (
+        f"only in README: {listed - folders}; not in README: {folders - listed}"
+    )
