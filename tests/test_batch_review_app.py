@@ -24,7 +24,7 @@ PAGE = "views/batch_review.py"
 TIMEOUT = 180
 
 sys.path.insert(0, str(APP_DIR))
-from views.batch_table import (  # noqa: E402
+from ui.batch_table import (  # noqa: E402
     Filters,
     apply_filters,
     item_label,
@@ -225,7 +225,7 @@ def test_filters_narrow_the_table_and_the_review_list(tiny, review_env):
 
 
 def test_decision_times_are_shown_in_the_browser_zone():
-    from views.batch_table import local_times
+    from ui.batch_table import local_times
 
     times = pd.Series([pd.Timestamp("2026-01-15 12:00:00")])  # stored naive = UTC
     assert local_times(times, "Europe/Berlin").tolist() == ["2026-01-15 13:00:00"]

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import streamlit as st
 
+from ui.classifier_resources import candidate_layers
 from ui.overlay import COLORMAPS
-from ui.resources import RunRef, candidate_layers
+from ui.resources import RunRef
 
 METHODS = {
     "Grad-CAM": "gradcam",

@@ -13,7 +13,8 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from ui.resources import Dataset, datasets, image_key, read_path, read_upload
+from ui.dataset_resources import Dataset, datasets, read_path, read_upload
+from ui.resources import image_key
 
 ALL = "all"
 UPLOAD_TYPES = ["png", "jpg", "jpeg", "bmp", "tif", "tiff"]

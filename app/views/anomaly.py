@@ -3,9 +3,9 @@
 import numpy as np
 import streamlit as st
 from ui import figures, overlay, owned
+from ui.anomaly_resources import anomaly, anomaly_scores
 from ui.controls import show_colorbar
 from ui.gallery import choose_dataset, choose_image
-from ui.resources import anomaly, anomaly_scores
 from ui.sidebar import pick_run
 
 from anomaly.localize import mask_to_boxes, predicted_mask

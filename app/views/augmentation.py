@@ -4,9 +4,10 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 from ui import figures, overlay
+from ui.classifier_resources import cams, reference_scale
 from ui.controls import defect_index, method_select, scale_note, scale_select, show_colorbar
 from ui.gallery import choose_dataset, filter_items, picked_from_row
-from ui.resources import RunRef, cams, reference_scale
+from ui.resources import RunRef
 from ui.sidebar import pick_runs
 
 from explain.evaluation import evaluate_image

@@ -4,6 +4,7 @@ from pathlib import Path
 
 import streamlit as st
 from ui import figures, overlay
+from ui.classifier_resources import SMOOTH_NOISE, cams, probabilities, raw_cams, reference_scale
 from ui.controls import (
     METHODS,
     class_index,
@@ -16,7 +17,6 @@ from ui.controls import (
     target_select,
 )
 from ui.gallery import choose_image
-from ui.resources import SMOOTH_NOISE, cams, probabilities, raw_cams, reference_scale
 from ui.sidebar import pick_run
 
 from explain.heatscale import evidence

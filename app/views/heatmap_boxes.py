@@ -6,9 +6,11 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 from ui import overlay
+from ui.classifier_resources import cams, probabilities
 from ui.controls import defect_index, layer_select, method_select, scale_note, show_colorbar
+from ui.dataset_resources import read_upload
 from ui.gallery import Picked, choose_dataset, choose_image, filter_items, picked_from_row
-from ui.resources import cams, image_key, probabilities, read_upload
+from ui.resources import image_key
 from ui.sidebar import pick_run
 
 from classification.decision_rule import (

@@ -2,8 +2,9 @@
 
 import pandas as pd
 import streamlit as st
+from ui.dataset_resources import datasets
 from ui.navigation import existing_pages
-from ui.resources import datasets, runs
+from ui.resources import runs
 from ui.sidebar import describe
 
 import store

@@ -4,7 +4,7 @@ import pandas as pd
 import plotly.express as px
 import streamlit as st
 from ui import overlay
-from views.batch_resources import find_run, inspector, inspector_key, thumbnail
+from ui.batch_resources import find_run, inspector, inspector_key, thumbnail
 
 import store
 from store.line import DEFECT_RISK, LineLog

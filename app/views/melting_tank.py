@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 from ui import figures, owned
-from ui.resources import demo_series, ng_probability, uploaded_series
+from ui.melting_resources import demo_series, ng_probability, uploaded_series
 from ui.series import series_figure
 from ui.sidebar import pick_run
 

@@ -11,13 +11,13 @@ from pathlib import Path
 import cv2
 import numpy as np
 import streamlit as st
-from ui import overlay
-from ui.resources import RunRef, model, runs
 
 import store
 from imaging import read_image
 from inspection import Inspector
 from store.review import ReviewLog, default_url
+from ui import overlay
+from ui.resources import RunRef, model, runs
 
 THUMB_SIZE = 160
 
