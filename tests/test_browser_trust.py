@@ -309,6 +309,8 @@ def test_cam_inspector_has_a_scale_labelled_layers_and_says_when_a_map_is_empty(
         assert "Colour scale: 0 (left) to 1 (right). Run-wide scale" in text
         assert "head · conv (last_conv) · recommended" in _selected(page, "Layer")
         _choose(page, "Layer", "block3_relu")
+        # the rerun may not have started when _choose settles on a busy machine: wait for it
+        page.get_by_text("No evidence to show", exact=False).first.wait_for(timeout=PAGE_TIMEOUT_MS)
         assert "No evidence to show" in _main_text(page)
         _no_errors(page)
     finally:
