@@ -22,6 +22,7 @@ Needs the committed demo runs and samples (skipped otherwise) and Debian's chrom
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import os
 import re
@@ -75,6 +76,21 @@ def _choose(page, label: str, text: str) -> None:
     box.locator("input").click()
     page.keyboard.type(text)  # filters the (virtualised) option list down to the match
     page.get_by_role("option", name=re.compile(re.escape(text))).first.click()
+    _rerun_settled(page)
+
+
+def _rerun_settled(page) -> None:
+    """Wait for the rerun a widget change starts, then for the page to settle. On a busy
+    machine the rerun can start after a plain settle has already returned (stale text)."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    with contextlib.suppress(PlaywrightTimeout):  # the rerun was over before it could be seen
+        page.wait_for_function(
+            """() => document.querySelector('[data-testid="stApp"]')
+                ?.getAttribute('data-test-script-state') === 'running'""",
+            timeout=3000,
+            polling="raf",
+        )
     _settle(page)
 
 
@@ -87,7 +103,7 @@ def _selected(page, label: str) -> str:
 def _segment(page, label: str, text: str) -> None:
     """Click the option `text` of the segmented control labelled `label`."""
     page.get_by_role("radiogroup", name=label).get_by_role("radio", name=text).click()
-    _settle(page)
+    _rerun_settled(page)
 
 
 def _segment_value(page, label: str) -> str:
