@@ -16,6 +16,8 @@ import store
 from anomaly.scoring import AnomalyDetector
 from anomaly.train import main as train_main
 
+pytestmark = pytest.mark.slow  # fits two PatchCore runs
+
 SIZE = 64
 PART = (150, 150, 160)  # RGB; luminance 0.299 R + 0.587 G + 0.114 B = 151.1
 STAIN = (230, 110, 150)  # RGB; luminance 150.5: the same gray, another colour

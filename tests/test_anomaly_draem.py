@@ -17,7 +17,7 @@ from anomaly.postprocess import ScoringError
 from anomaly.scoring import AnomalyDetector, ScoreConfig, anomaly_maps, score_images
 
 REPO = Path(__file__).resolve().parents[1]
-pytestmark = pytest.mark.xdist_group("anomaly_draem")
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("anomaly_draem")]
 
 
 def test_draem_outputs_a_reconstruction_and_a_mask_in_unit_range():

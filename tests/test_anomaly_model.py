@@ -24,6 +24,7 @@ def test_unknown_loss_is_refused_with_the_choices():
         get_loss("l1")
 
 
+@pytest.mark.slow  # trains
 def test_model_trained_with_a_custom_loss_loads_in_safe_mode_without_it(tmp_path):
     model = build_autoencoder(img_size=32, latent_dim=4, filters=(8, 8))
     model.compile(optimizer="adam", loss=get_loss("mse+ssim"))

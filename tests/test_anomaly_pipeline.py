@@ -20,7 +20,7 @@ from imaging import ImageError, discover
 from imaging.preprocess import Preprocess
 
 REPO = Path(__file__).resolve().parents[1]
-pytestmark = pytest.mark.xdist_group("anomaly_tiny")
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("anomaly_tiny")]
 
 
 def _part(rng: np.random.Generator, defect: bool) -> tuple[np.ndarray, np.ndarray]:

@@ -39,6 +39,7 @@ def test_summary_gives_mean_spread_and_flags_per_size(learning_curve):
     assert rows[1]["std"] is None and rows[1]["mean"] == 0.95
 
 
+@pytest.mark.slow  # trains toy runs
 def test_toy_curve_writes_json_and_plot_and_resumes(learning_curve, tmp_path, capsys):
     out, plot = tmp_path / "curve.json", tmp_path / "curve.png"
     argv = [

@@ -98,6 +98,7 @@ def test_large_sets_switched_off_or_flipping_recipes_are_left_alone(recipe, n_tr
     assert small_set_recipe(original, n_train, enabled) == (original, None)
 
 
+@pytest.mark.slow
 def test_run_json_records_the_recipe_and_a_clean_health(tiny_set, capsys):
     assert train_module.main(_argv(tiny_set, "--name", "clean", "--min-steps", "3")) == 0
     run = store.load_run("clean")
@@ -116,6 +117,7 @@ def test_run_json_records_the_recipe_and_a_clean_health(tiny_set, capsys):
     json.dumps(run.info)  # plain JSON
 
 
+@pytest.mark.slow
 def test_the_saved_model_normalises_with_statistics_of_its_training_images(tiny_set):
     """End to end: train.py's model.keras holds BatchNorm statistics of its training split."""
     assert train_module.main(_argv(tiny_set, "--name", "bn", "--min-steps", "4")) == 0
@@ -133,6 +135,7 @@ def test_the_saved_model_normalises_with_statistics_of_its_training_images(tiny_
     assert np.all(ratio > 0.7) and np.all(ratio < 1.01), ratio
 
 
+@pytest.mark.slow
 def test_a_flagged_run_warns_in_the_summary_and_in_run_json(tiny_set, capsys, monkeypatch):
     flagged = Health(checks={"mode_gap": 0.4}, warnings=["predictions collapse to one class"])
     monkeypatch.setattr(training_module, "assess_classifier", lambda *a, **k: flagged)
@@ -195,6 +198,7 @@ def test_init_from_refuses_another_model_family_or_a_missing_run(tiny_set, capsy
     assert len(err) == 1 and "--init-from nowhere" in err[0] and "donor" in err[0]
 
 
+@pytest.mark.slow
 def test_a_run_trained_from_another_records_it(tiny_set):
     _source_run()
     argv = _argv(tiny_set, "--init-from", "donor", "--name", "child", "--min-steps", "0")

@@ -20,7 +20,7 @@ from classification.train import main as train_main
 from classification.training import TrainConfig, _class_weights, train
 from imaging import discover
 
-pytestmark = pytest.mark.xdist_group("classification_train")
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("classification_train")]
 
 
 def _part(rng: np.random.Generator, defect: str | None, size: int = 72) -> np.ndarray:

@@ -23,7 +23,10 @@ TOLERANCE = 0.005
 # to the generator or to the files is meant to move them by more.
 PIXEL_TOLERANCE = 0.25
 
-pytestmark = pytest.mark.skipif(not DEMO_RUNS, reason="no demo runs committed (make demo)")
+pytestmark = [
+    pytest.mark.slow,  # regenerates the 2,000-image demo data set
+    pytest.mark.skipif(not DEMO_RUNS, reason="no demo runs committed (make demo)"),
+]
 
 
 @pytest.fixture(scope="module")

@@ -24,7 +24,7 @@ N_LAYERS = 10
 FAMILIES = ("simple_cnn", "mobilenetv2", "efficientnetb0", "resnet50")
 LAYER_METHODS = ("gradcam", "gradcam++", "layercam", "scorecam")
 OPTIONS = {"scorecam": {"max_N": 2}, "smoothgrad": {"smooth_samples": 2}}
-pytestmark = pytest.mark.xdist_group("explain_zoo")
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("explain_zoo")]
 
 
 @pytest.fixture(scope="module", autouse=True)

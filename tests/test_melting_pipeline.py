@@ -10,7 +10,7 @@ from meltingtank import inference, predict, train
 from meltingtank.loader import load_kamp_csv
 from synthetic.melting import generate_series, write_csv
 
-pytestmark = pytest.mark.xdist_group("melting_pipeline")
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("melting_pipeline")]  # trains LSTMs
 
 
 @pytest.fixture(scope="module")

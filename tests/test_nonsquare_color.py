@@ -129,6 +129,7 @@ def strips(tmp_path_factory):
     return write_strips(tmp_path_factory.mktemp("strips") / "rods")
 
 
+@pytest.mark.slow  # trains two runs
 @pytest.mark.parametrize(
     ("size", "color", "model_name"),
     [("96x384", "gray", "simple_cnn"), ("48x160", "rgb", "simple_cnn")],
