@@ -7,7 +7,7 @@ import itertools
 
 import numpy as np
 
-from anomaly.postprocess import part_mask
+from anomaly.postprocess import part_region
 from anomaly.pseudo_defects import PseudoDefectConfig, corrupt_batch
 
 
@@ -43,4 +43,4 @@ def as_dataset(batches, img_size: int):
 
 
 def part_regions(x: np.ndarray) -> np.ndarray:
-    return np.stack([part_mask(img) for img in x])
+    return np.stack([part_region(img) for img in x])

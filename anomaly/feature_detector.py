@@ -21,7 +21,7 @@ import numpy as np
 from anomaly.features import extract
 from anomaly.localize import RegionBox, mask_to_boxes, predicted_mask
 from anomaly.memory import METHODS, score_padim, score_patchcore
-from anomaly.postprocess import ScoringError, is_anomalous, part_mask, top_k_mean
+from anomaly.postprocess import ScoringError, is_anomalous, part_region, top_k_mean
 
 BANK = "memory_bank"
 PADIM_MEAN = "padim_mean"
@@ -153,7 +153,7 @@ class FeatureDetector:
                 up = cv2.GaussianBlur(up, (0, 0), self.config.sigma, borderType=cv2.BORDER_REFLECT)
             out[i : i + _CV_CHANNELS] = up.reshape(*size, -1).transpose(2, 0, 1)
         if self.config.part_mask:
-            out *= np.stack([part_mask(img) for img in images])
+            out *= np.stack([part_region(img) for img in images])
         return out
 
     def score_arrays(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -30,7 +30,7 @@ from anomaly.feature_detector import (
 from anomaly.features import FeatureError, FeatureSpec, build_extractor, extract, with_projection
 from anomaly.localize import calibrate_pixel_threshold
 from anomaly.memory import fit_padim, fit_patchcore
-from anomaly.postprocess import f1_optimal_threshold, part_mask, percentile_threshold
+from anomaly.postprocess import f1_optimal_threshold, part_region, percentile_threshold
 
 log = logging.getLogger(__name__)
 
@@ -85,7 +85,7 @@ def _fit(config: Any, feats: np.ndarray) -> dict[str, np.ndarray]:
 
 def _calibrate(config: Any, detector: FeatureDetector, data: FeatureData) -> dict[str, Any]:
     _, stats_maps, stats_images = detector.score_arrays(data.stats)
-    regions = np.stack([part_mask(img) for img in stats_images])
+    regions = np.stack([part_region(img) for img in stats_images])
     detector.pixel_threshold = calibrate_pixel_threshold(
         stats_maps, config.pixel_percentile, regions
     )

@@ -1,4 +1,4 @@
-"""Post-processing shared by every anomaly detector: image scores from maps, the part mask,
+"""Post-processing shared by every anomaly detector: image scores from maps, the part region,
 thresholds chosen on good parts, and the decision rule (separate from the models, as in
 anomalib)."""
 
@@ -6,9 +6,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import cv2
 import numpy as np
 
+from imaging.parts import part_mask
 from store.thresholds import decide
 
 
@@ -26,47 +26,10 @@ def as_stack(x: np.ndarray) -> np.ndarray:
     return x
 
 
-def part_mask(
-    image: np.ndarray,
-    min_frac: float = 0.05,
-    max_frac: float = 0.95,
-    min_separability: float = 0.8,
-) -> np.ndarray:
-    """Bool mask of the part (largest bright region, convex hull, slightly dilated).
-
-    The hull keeps bites out of the rim (edge chips) inside; the dilation keeps protrusions
-    (burrs). Images without a distinct part (textures, close-ups) get an all-true mask.
-    """
-    img = np.asarray(image, dtype=np.float32)
-    if img.ndim == 3:
-        img = img[..., 0]
-    u8 = np.clip(img * 255.0, 0, 255).astype(np.uint8)
-    blurred = cv2.GaussianBlur(u8, (5, 5), 0)
-    level, binary = cv2.threshold(blurred, 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
-    full = np.ones(img.shape, dtype=bool)
-    fg = binary > 0
-    if fg.all() or not fg.any():
-        return full
-    # Otsu's separability (between-class / total variance) tells a part on a background
-    # (two modes) from a texture (one mode)
-    values = blurred.astype(np.float64)
-    between = fg.mean() * (1 - fg.mean()) * (values[fg].mean() - values[~fg].mean()) ** 2
-    if between < min_separability * max(values.var(), 1e-9):
-        return full
-    n, labels, stats, _ = cv2.connectedComponentsWithStats(binary, connectivity=8)
-    if n < 2:
-        return full
-    largest = 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
-    frac = stats[largest, cv2.CC_STAT_AREA] / img.size
-    if not min_frac <= frac <= max_frac:
-        return full
-    points = cv2.findNonZero((labels == largest).astype(np.uint8))
-    hull = cv2.convexHull(points)
-    mask = np.zeros(img.shape, dtype=np.uint8)
-    cv2.fillConvexPoly(mask, hull, 1)
-    radius = max(1, img.shape[0] // 32)
-    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
-    return cv2.dilate(mask, kernel).astype(bool)
+def part_region(image: np.ndarray) -> np.ndarray:
+    """Where anomaly maps are kept: the part's dilated convex hull, all true on a texture
+    (imaging.parts.part_mask with region=True, blurred first)."""
+    return part_mask(image, region=True, blur=True)
 
 
 def top_k_mean(maps: np.ndarray, top_k: float) -> np.ndarray:

@@ -23,7 +23,7 @@ from anomaly.postprocess import (
     ScoringError,
     as_stack,
     is_anomalous,
-    part_mask,
+    part_region,
     top_k_mean,
 )
 
@@ -167,7 +167,7 @@ def anomaly_maps(
             raise ScoringError("config.normalize is on but no per-pixel ErrorStats were given")
         maps = stats.normalize(maps)
     if config.part_mask:
-        maps = maps * np.stack([part_mask(img) for img in x])
+        maps = maps * np.stack([part_region(img) for img in x])
     return maps.astype(np.float32)
 
 

@@ -16,6 +16,7 @@ import numpy as np
 
 from explain.boxes import cam_to_boxes
 from explain.layers import ExplainError
+from imaging.parts import part_mask
 
 TOLERANCE_PX = 15
 TOLERANCE_AT = 224
@@ -154,29 +155,6 @@ def match_instances(
                     hit = True
         box_correct.append(hit)
     return InstanceMatch(instances, areas, [bool(c) for c in covered_by], covered_by, box_correct)
-
-
-def part_mask(image: np.ndarray) -> np.ndarray:
-    """The part in an image: Otsu, the polarity that touches the border less, largest component,
-    holes filled (an impeller's bore still belongs to the part)."""
-    gray = np.asarray(image)
-    if gray.ndim == 3:
-        gray = gray[..., 0] if gray.shape[2] == 1 else cv2.cvtColor(gray, cv2.COLOR_RGB2GRAY)
-    if gray.dtype != np.uint8:
-        gray = np.clip(np.round(gray * 255 if gray.max() <= 1.0 else gray), 0, 255)
-        gray = gray.astype(np.uint8)
-    _, fg = cv2.threshold(gray, 0, 1, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
-    border = np.concatenate([fg[0], fg[-1], fg[:, 0], fg[:, -1]])
-    if border.mean() > 0.5:
-        fg = 1 - fg
-    count, labels, stats, _ = cv2.connectedComponentsWithStats(fg.astype(np.uint8), connectivity=8)
-    if count <= 1:
-        return np.zeros(gray.shape, dtype=bool)
-    largest = 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
-    part = (labels == largest).astype(np.uint8)
-    contours, _ = cv2.findContours(part, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
-    cv2.drawContours(part, contours, -1, 1, thickness=cv2.FILLED)
-    return part.astype(bool)
 
 
 def off_part_energy(cam: np.ndarray, part: np.ndarray) -> float:

@@ -7,7 +7,7 @@ from anomaly.postprocess import (
     ScoringError,
     f1_optimal_threshold,
     is_anomalous,
-    part_mask,
+    part_region,
     percentile_threshold,
     top_k_mean,
 )
@@ -110,14 +110,14 @@ def test_part_mask_covers_the_part_and_not_the_background():
     yy, xx = np.mgrid[:64, :64]
     img[(yy - 32) ** 2 + (xx - 32) ** 2 < 20**2] = 0.8
     img[30:34, 50:53] = 0.0  # a bite out of the rim stays inside the hull
-    mask = part_mask(img)
+    mask = part_region(img)
     assert mask[32, 32] and mask[32, 51]
     assert not mask[2, 2] and not mask[60, 5]
 
 
 def test_part_mask_falls_back_to_everything_on_a_texture():
     img = np.random.default_rng(0).random((32, 32)).astype(np.float32)
-    assert part_mask(img).all()
+    assert part_region(img).all()
 
 
 def test_background_errors_do_not_reach_the_map_with_the_part_mask():
