@@ -152,7 +152,11 @@ class Inspector:
             return []
         with self.timed("preprocess"):
             x = self.preprocess.apply_batch(images)
-            x_ae = None if self.detector is None else self.detector.preprocess.apply_batch(images)
+            x_ae = None
+            if self.shared is not None:
+                x_ae = x  # the shared pass exists only when both runs prepare images alike
+            elif self.detector is not None:
+                x_ae = self.detector.preprocess.apply_batch(images)
         features = None
         if self.shared is not None:
             with self.timed("shared"):
