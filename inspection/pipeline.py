@@ -72,6 +72,18 @@ class InspectionError(ValueError):
 
 
 @dataclass
+class Forward:
+    """What the networks gave for one chunk of decoded images (`Inspector.forward`)."""
+
+    images: list[np.ndarray]
+    x_ae: np.ndarray | None  # the chunk prepared for the anomaly run (None without one)
+    probs: np.ndarray
+    targets: Sequence[int]
+    cams: Sequence[np.ndarray]
+    features: np.ndarray | None = None  # the anomaly run's patch features (shared pass)
+
+
+@dataclass
 class Inspector:
     """A classifier run (and optionally an autoencoder run), loaded once, scoring chunks.
 
@@ -148,8 +160,14 @@ class Inspector:
 
     def score(self, images: Sequence[np.ndarray]) -> list[dict[str, Any]]:
         """Result fields for decoded images (one chunk): verdict, boxes, anomaly score, risk."""
+        return self.rows(self.forward(images))
+
+    def forward(self, images: Sequence[np.ndarray]) -> Forward:
+        """The network part of `score`: preprocessing, probabilities, Grad-CAMs and (with the
+        shared pass) the anomaly features. `rows` does the rest; the line service runs the two
+        on different threads, so one chunk's rows are built while the next one is scored."""
         if not images:
-            return []
+            return Forward(list(images), None, np.zeros((0, len(self.class_names))), [], [])
         with self.timed("preprocess"):
             x = self.preprocess.apply_batch(images)
             x_ae = None
@@ -174,14 +192,21 @@ class Inspector:
                     class_index=targets,
                     batch_size=len(x),
                 )
+        return Forward(list(images), x_ae, probs, targets, cams, features)
+
+    def rows(self, forward: Forward) -> list[dict[str, Any]]:
+        """The result fields of a `forward` chunk: anomaly scores and maps, boxes, risk."""
+        images = forward.images
+        if not images:
+            return []
         scores = np.full(len(images), np.nan)
         amaps: Sequence[Callable[[], Any] | None] = [None] * len(images)
         if self.detector is not None:
             with self.timed("anomaly"):
-                scores, amaps = self._anomaly_outputs(x_ae, features)
+                scores, amaps = self._anomaly_outputs(forward.x_ae, forward.features)
         rows = []
         for image, p, target, cam, score, amap in zip(
-            images, probs, targets, cams, scores, amaps, strict=True
+            images, forward.probs, forward.targets, forward.cams, scores, amaps, strict=True
         ):
             rows.append(self._row(image.shape[:2], p, int(target), cam, float(score), amap))
         return rows

@@ -28,6 +28,11 @@ def build_parser() -> argparse.ArgumentParser:
     option(parser, defaults, "--max-batch", "most parts per model call", type=int)
     help_wait = "how long a lone request waits for company before its model call"
     option(parser, defaults, "--max-wait-ms", help_wait, type=float)
+    help_threads = (
+        "TensorFlow threads per model call; 1 leaves the other cores to HTTP, decoding and the "
+        "review log (measured faster under load, docs/serve.md); 0: TensorFlow's default"
+    )
+    option(parser, defaults, "--model-threads", help_threads, type=int)
     help_alert = "risk at or above which a part is pushed to /v1/alerts"
     option(parser, defaults, "--alert-threshold", help_alert, type=float)
     option(parser, defaults, "--station", "station id when a request has no X-Station")
@@ -44,6 +49,20 @@ def build_parser() -> argparse.ArgumentParser:
         "--no-auth", action="store_true", help="accept requests without a token (local use only)"
     )
     return parser
+
+
+def limit_model_threads(threads: int) -> None:
+    """Cap TensorFlow's and the BLAS libraries' thread pools (before anything runs a
+    TensorFlow op); 0 keeps their own. Idle BLAS threads spin for a while after each call,
+    taking the cores the event loop and the next small batch need."""
+    if not threads:
+        return
+    import tensorflow as tf
+    from threadpoolctl import threadpool_limits
+
+    tf.config.threading.set_intra_op_parallelism_threads(threads)
+    tf.config.threading.set_inter_op_parallelism_threads(threads)
+    threadpool_limits(threads, user_api="blas")  # numpy's and OpenCV's OpenBLAS
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -75,6 +94,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from serve.app import create_app
 
+    limit_model_threads(settings.model_threads)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     uvicorn.run(
         create_app(settings),

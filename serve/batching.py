@@ -1,7 +1,9 @@
 """Dynamic micro-batching: requests that arrive within a few milliseconds share one model call.
 
-The first request in an empty queue waits at most `max_wait_s` for company; while the model is
-busy, new requests queue up and all of them (up to `max_batch`) go into the next call. Model
+The first request in an empty queue waits at most `max_wait_s` for company, and only while
+other requests are on their way (announced with `arriving()`, e.g. while they are decoded): a
+lone request goes straight to the model. While the model is busy, new requests queue up and all
+of them (up to `max_batch`) go into the next call. Model
 calls run one at a time on a single worker thread, so the event loop keeps accepting requests.
 
 An optional `finish(items, model_results)` stage (e.g. writing the review log) runs on a second
@@ -15,7 +17,7 @@ import asyncio
 import contextlib
 import logging
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Generic, TypeVar
 
@@ -53,6 +55,7 @@ class MicroBatcher(Generic[T, R]):
         self._task: asyncio.Task | None = None
         self._finishing: set[asyncio.Task] = set()
         self._slots: asyncio.Semaphore | None = None
+        self._arriving = 0
 
     def start(self) -> None:
         self._queue = asyncio.Queue()
@@ -69,13 +72,27 @@ class MicroBatcher(Generic[T, R]):
         self.executor.shutdown(wait=True)
         self.finisher.shutdown(wait=True)
 
-    async def submit(self, item: T) -> R:
-        """Score one item with whatever else arrives meanwhile; raises what `process` raised."""
+    @contextlib.contextmanager
+    def arriving(self) -> Iterator[None]:
+        """Announce a request on its way (e.g. while it is decoded): a batch being gathered
+        waits for it (up to `max_wait_s`). `submit` it inside the block."""
+        self._arriving += 1
+        try:
+            yield
+        finally:
+            self._arriving -= 1
+
+    def enqueue(self, item: T) -> asyncio.Future:
+        """Queue one item; the future gets its result (or what `process` raised)."""
         if self._queue is None:
             raise RuntimeError("the micro-batcher is not started")
         future = asyncio.get_running_loop().create_future()
-        await self._queue.put((item, future))
-        return await future
+        self._queue.put_nowait((item, future))
+        return future
+
+    async def submit(self, item: T) -> R:
+        """Score one item with whatever else arrives meanwhile; raises what `process` raised."""
+        return await self.enqueue(item)
 
     async def run_alone(self, func: Callable[..., R], *args: Any) -> R:
         """Run `func` on the model thread, between batches (for work outside the batches)."""
@@ -90,6 +107,8 @@ class MicroBatcher(Generic[T, R]):
             if not queue.empty():
                 batch.append(queue.get_nowait())
                 continue
+            if not self._arriving:  # nobody else on the way: no reason to wait
+                break
             remaining = deadline - loop.time()
             if remaining <= 0:
                 break

@@ -19,6 +19,7 @@ import numpy as np
 
 from explain.overlay import blend, draw_boxes, png_bytes
 from inspection import Inspector
+from inspection.pipeline import Forward
 from serve.alerts import AlertHub
 from serve.batching import MicroBatcher
 from serve.settings import Settings
@@ -105,22 +106,26 @@ class LineService:
 
     # The batched model call (worker thread) ----------------------------------------------
 
-    def process(self, parts: list[Part]) -> list[tuple[dict[str, Any], float]]:
-        """The model call (model thread): (pipeline row, milliseconds of the call) per part."""
+    def process(self, parts: list[Part]) -> list[tuple[Forward, float]]:
+        """The network part of the model call (model thread): the chunk's `Forward` and its
+        milliseconds, once per part (the micro-batcher wants one result per item)."""
         start = time.perf_counter()
-        rows = self.inspector.score([part.image for part in parts])
-        model_ms = (time.perf_counter() - start) * 1000
-        return [(row, model_ms) for row in rows]
+        forward = self.inspector.forward([part.image for part in parts])
+        return [(forward, (time.perf_counter() - start) * 1000)] * len(parts)
 
     def finish(
-        self, parts: list[Part], scored: list[tuple[dict[str, Any], float]]
+        self, parts: list[Part], scored: list[tuple[Forward, float]]
     ) -> list[dict[str, Any]]:
-        """The review log and the responses (finish thread, while the next batch is scored)."""
-        rows = [row for row, _ in scored]
+        """Rows, review log and responses (finish thread, while the next batch goes through
+        the networks): anomaly distances, boxes and the database need no TensorFlow."""
+        forward, forward_ms = scored[0]
+        start = time.perf_counter()
+        rows = self.inspector.rows(forward)
+        model_ms = forward_ms + (time.perf_counter() - start) * 1000
         placed = self._log(parts, rows)
         return [
             self._result(part, row, where, len(parts), model_ms)
-            for part, (row, model_ms), where in zip(parts, scored, placed, strict=True)
+            for part, row, where in zip(parts, rows, placed, strict=True)
         ]
 
     def _log(self, parts: list[Part], rows: list[dict[str, Any]]) -> list[LinePart]:

@@ -28,6 +28,7 @@ class Settings:
     auth: bool = True
     max_batch: int = 16
     max_wait_ms: float = 5.0
+    model_threads: int = 1
     max_image_bytes: int = 10 * MB
     max_upload_bytes: int = 200 * MB
     alert_threshold: float = 0.5
@@ -45,6 +46,11 @@ class Settings:
             )
         if self.max_batch < 1:
             raise SettingsError(f"--max-batch must be at least 1, got {self.max_batch}")
+        if self.model_threads < 0:
+            raise SettingsError(
+                "--model-threads must be 0 (TensorFlow's default) or more, "
+                f"not {self.model_threads}"
+            )
         if not 0 <= self.max_wait_ms <= 1000:
             raise SettingsError(f"--max-wait-ms must be within 0..1000, got {self.max_wait_ms}")
         if not 0 < self.alert_threshold <= 1:

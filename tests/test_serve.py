@@ -301,6 +301,7 @@ def test_settings_refuse_to_run_without_a_token(monkeypatch):
     [
         (["--classifier", "no_such_run"], "no run named 'no_such_run'"),
         (["--classifier", "tiny_cnn", "--max-batch", "0"], "--max-batch"),
+        (["--classifier", "tiny_cnn", "--model-threads", "-1"], "--model-threads"),
         (["--classifier", "tiny_cnn", "--station", "a b"], "--station"),
         (["--classifier", "tiny_ae"], "not a classifier run"),
     ],
