@@ -4,8 +4,10 @@
         --out results.csv [--db-batch "shift 7"]
     python -m inspection --engine ray --address auto --workers 16 ... --out archive.parquet
 
-Folders are searched recursively; .zip archives are opened safely (imaging.archive). With
---db-batch the images, predictions and scores also go into the review log as a new batch.
+Folders are searched recursively; .zip archives are opened safely (imaging.archive); a .csv
+file is an archive manifest: its `path` column lists the images (relative to the manifest's
+folder, or absolute), e.g. an export of a plant's image database. With --db-batch the images,
+predictions and scores also go into the review log as a new batch.
 --engine ray scores on a Ray cluster (docs/scale_out.md); --out NAME.parquet writes Parquet.
 """
 
@@ -13,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 import time
 from collections.abc import Iterator, Sequence
@@ -23,7 +26,7 @@ import pandas as pd
 from tqdm import tqdm
 
 from imaging import read_file_bytes
-from imaging.archive import iter_upload_files
+from imaging.archive import MAX_FILES, MAX_TOTAL_BYTES, iter_upload_files
 from inspection.intake import IntakeReport, record_result
 from inspection.output import results_format, write_results
 from inspection.pipeline import (
@@ -36,7 +39,8 @@ from store.cli_errors import CliInputError, check_output_file, cli_main, positiv
 
 
 def _files(inputs: Sequence[str]) -> Iterator[tuple[str, bytes]]:
-    """(name, bytes) for every file under the inputs; folders recursively, sorted.
+    """(name, bytes) for every file under the inputs; folders recursively, sorted; a manifest's
+    files in its row order.
 
     Names are relative (a folder's files as folder/sub/file.png), as in an upload: the
     intake refuses absolute names.
@@ -45,8 +49,55 @@ def _files(inputs: Sequence[str]) -> Iterator[tuple[str, bytes]]:
         if entry.is_dir():
             for path in sorted(p for p in entry.rglob("*") if p.is_file()):
                 yield str(path.relative_to(entry.parent)), read_file_bytes(path)
+        elif is_manifest(entry):
+            for name, path in manifest_files(entry):
+                yield name, read_file_bytes(path)
         else:
             yield entry.name, read_file_bytes(entry)
+
+
+def is_manifest(path: Path) -> bool:
+    return path.suffix.lower() == ".csv"
+
+
+def manifest_files(manifest: Path) -> list[tuple[str, Path]]:
+    """(result name, file) for every row of an archive manifest: a CSV with a `path` column.
+
+    Relative paths are read from the manifest's folder and keep their name (line3/p1.png);
+    absolute ones, and relative ones leading out of the folder, are named by the full path
+    without its root. Refuses a manifest without a `path` column, an empty one, or one listing
+    files that do not exist (all named in one line), before anything is scored.
+    """
+    from imaging import DatasetError
+    from imaging.layout_csv import read_csv
+
+    try:
+        table = read_csv(manifest)
+    except DatasetError as exc:
+        raise CliInputError(f"--images {exc}") from None
+    if "path" not in table.columns:
+        raise CliInputError(
+            f"--images {manifest}: a manifest needs a 'path' column (found: "
+            f"{', '.join(table.columns) or 'none'}); one image path per row"
+        )
+    paths = [p.strip() for p in table["path"] if p.strip()]
+    if not paths:
+        raise CliInputError(f"--images {manifest}: the manifest lists no paths")
+    files = []
+    for written in paths:
+        path = Path(written)
+        full = path if path.is_absolute() else (manifest.parent / path)
+        full = Path(os.path.normpath(full))
+        inside = not path.is_absolute() and Path(os.path.normpath(path)).parts[:1] != ("..",)
+        name = os.path.normpath(written) if inside else full.as_posix().lstrip("/")
+        files.append((name, full))
+    missing = [str(full) for _, full in files if not full.is_file()]
+    if missing:
+        raise CliInputError(
+            f"--images {manifest}: {len(missing)} listed files not found (first: {missing[0]}); "
+            "fix the paths or drop those rows"
+        )
+    return files
 
 
 def check_inputs(inputs: Sequence[str]) -> None:
@@ -56,7 +107,9 @@ def check_inputs(inputs: Sequence[str]) -> None:
         raise CliInputError(f"--images: not found: {', '.join(missing)}; check the paths")
     for name in inputs:
         path = Path(name)
-        if path.is_dir():
+        if path.is_file() and is_manifest(path):
+            manifest_files(path.resolve())
+        elif path.is_dir():
             if not any(p.is_file() for p in path.rglob("*")):
                 raise CliInputError(f"--images {name}: folder holds no files; point at the images")
         elif not path.is_file():
@@ -69,9 +122,14 @@ def count_images(inputs: Sequence[str]) -> int | None:
     """How many files the progress bar should expect (None when a zip hides the count)."""
     if any(Path(p).suffix.lower() == ".zip" for p in inputs):
         return None
-    return sum(
-        sum(1 for p in Path(i).rglob("*") if p.is_file()) if Path(i).is_dir() else 1 for i in inputs
-    )
+
+    def count(name: str) -> int:
+        path = Path(name)
+        if path.is_dir():
+            return sum(1 for p in path.rglob("*") if p.is_file())
+        return len(manifest_files(path.resolve())) if is_manifest(path) else 1
+
+    return sum(count(i) for i in inputs)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -80,7 +138,19 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--classifier", required=True, help="classifier run name or folder")
     parser.add_argument("--autoencoder", help="autoencoder run name or folder (optional)")
-    parser.add_argument("--images", required=True, nargs="+", help="image files, folders, zips")
+    parser.add_argument(
+        "--images",
+        required=True,
+        nargs="+",
+        help="image files, folders, zips, or .csv manifests (a 'path' column)",
+    )
+    parser.add_argument(
+        "--max-files",
+        type=positive_int,
+        default=MAX_FILES,
+        help="most images per run; the rest are reported, not scored (the ray engine holds a "
+        "run's image bytes in the driver's memory)",
+    )
     parser.add_argument(
         "--out", required=True, help="results file to write: .csv, or .parquet for large runs"
     )
@@ -169,7 +239,9 @@ def _inspect(
 ) -> tuple[list[dict], IntakeReport | None, Any]:
     """Score every input (and add it to the review log with --db-batch)."""
     args.started = time.perf_counter()
-    entries = iter_upload_files(_files(args.images))
+    # the byte cap grows with --max-files: the same allowance per image as the default
+    total = int(MAX_TOTAL_BYTES * max(1.0, args.max_files / MAX_FILES))
+    entries = iter_upload_files(_files(args.images), args.max_files, total)
     bar = tqdm(total=count_images(args.images), unit="img", desc="inspecting")
 
     def progress(done: int, total: int | None) -> None:

@@ -42,7 +42,8 @@ from inspection.pipeline import (
 from store import Run, load_run
 
 RAY_MISSING = "the ray engine needs Ray Data: pip install -e '.[ray]' (or ray[data]==2.60.0)"
-# A local cluster (no --address) gets a small object store: the images are small.
+# A local cluster (no --address) gets an object store of twice the run's image bytes (the
+# input blocks and the rows coming back), at least this much.
 LOCAL_OBJECT_STORE_BYTES = 200 * 1024 * 1024
 # How long the actor pool may take to start (TensorFlow import and model load per worker).
 ACTOR_START_TIMEOUT_S = 600
@@ -154,7 +155,7 @@ def _problem_row(
     return {"file_name": entry.name, "sha256": sha, "status": status, "error": error, **runs}
 
 
-def _connect(ray: Any, address: str | None, workers: int) -> bool:
+def _connect(ray: Any, address: str | None, workers: int, input_bytes: int = 0) -> bool:
     """Join the cluster at `address` or start a local one; True when this call started Ray."""
     if ray.is_initialized():
         return False
@@ -163,7 +164,7 @@ def _connect(ray: Any, address: str | None, workers: int) -> bool:
         kwargs.update(
             num_cpus=workers,
             include_dashboard=False,
-            object_store_memory=LOCAL_OBJECT_STORE_BYTES,
+            object_store_memory=max(LOCAL_OBJECT_STORE_BYTES, 2 * input_bytes),
         )
     try:
         ray.init(address=address, **kwargs)
@@ -230,7 +231,8 @@ class _RayJob:
         }
         inputs, rows, items = _screen_entries(entries, runs)
         if items:
-            started_ray = _connect(self.ray, self.address, self.workers)
+            input_bytes = sum(len(item["data"]) for item in items)
+            started_ray = _connect(self.ray, self.address, self.workers, input_bytes)
             try:
                 settled = len(inputs) - len(items)
                 rows.update(self.score(items, records, progress, settled, len(inputs)))

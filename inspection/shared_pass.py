@@ -88,7 +88,11 @@ class SharedPass:
             masked = tf.where(mask[None, :], probs, tf.fill(tf.shape(probs), -np.inf))
             return tf.argmax(masked, axis=-1, output_type=tf.int32)
 
-        @tf.function(reduce_retracing=True)
+        # One trace for every batch size (a fresh Ray actor or service otherwise traces twice:
+        # the first batch's size, then a relaxed one at the first batch of another size).
+        spec = tf.TensorSpec([None, *(int(d) for d in model.inputs[0].shape[1:])], tf.float32)
+
+        @tf.function(input_signature=[spec])
         def step(x):
             acts, *layers = front(x, training=False)
             grads, targets, probs = cam.head_gradients(acts, choose)

@@ -242,3 +242,53 @@ def test_cli_writes_csv_sorted_by_risk_and_a_review_batch(tiny, tmp_path, capsys
         batches = review.batches()
     assert list(batches["name"]) == ["s1"] and batches["n_items"].iloc[0] == n_images
     assert "wrote" in capsys.readouterr().out
+
+
+def test_cli_scores_a_csv_manifest_in_its_row_order(tiny, tmp_path):
+    images = sorted(tiny["images"].rglob("*.png"))[:3]
+    shelf = tmp_path / "archive" / "line3"
+    shelf.mkdir(parents=True)
+    (shelf / "a.png").write_bytes(images[0].read_bytes())
+    (shelf / "b.png").write_bytes(images[1].read_bytes())
+    manifest = tmp_path / "archive" / "manifest.csv"
+    # relative rows keep their name, an absolute row is named by its full path without the root
+    pd.DataFrame(
+        {"path": ["line3/b.png", "line3/a.png", str(images[2])], "shift": ["n", "n", "d"]}
+    ).to_csv(manifest, index=False)
+    out = tmp_path / "results.csv"
+    args = ["--classifier", str(tiny["classifier"]), "--images", str(manifest)]
+    assert cli_main([*args, "--out", str(out)]) == 0
+    frame = pd.read_csv(out)
+    assert sorted(frame["file_name"]) == sorted(
+        ["line3/b.png", "line3/a.png", images[2].as_posix().lstrip("/")]
+    )
+    assert (frame["status"] == "ok").all()
+
+
+@pytest.mark.parametrize(
+    ("rows", "message"),
+    [
+        ({"file": ["x.png"]}, "needs a 'path' column"),
+        ({"path": ["gone.png", "also_gone.png"]}, "2 listed files not found"),
+        ({"path": [""]}, "lists no paths"),
+    ],
+)
+def test_cli_refuses_a_bad_manifest_in_one_line(tiny, tmp_path, capsys, rows, message):
+    manifest = tmp_path / "m.csv"
+    pd.DataFrame(rows).to_csv(manifest, index=False)
+    out = tmp_path / "results.csv"
+    code = cli_main(
+        ["--classifier", str(tiny["classifier"]), "--images", str(manifest), "--out", str(out)]
+    )
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and message in err and str(manifest) in err, err
+    assert len(err.splitlines()) == 1 and not out.exists()
+
+
+def test_cli_reports_the_images_beyond_max_files(tiny, tmp_path):
+    out = tmp_path / "results.csv"
+    args = ["--classifier", str(tiny["classifier"]), "--images", str(tiny["images"])]
+    assert cli_main([*args, "--out", str(out), "--max-files", "2"]) == 0
+    frame = pd.read_csv(out)
+    assert (frame["status"] == "ok").sum() == 2
+    assert frame["error"].fillna("").str.contains("more than 2 images").any()
