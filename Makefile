@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 PORT ?= 8501
 
-.PHONY: install run test test-fast docs demo lint format browser postgres serve bench learning-curve clean-data
+.PHONY: install run test test-fast docs demo lint format browser postgres serve bench learning-curve study clean-data
 
 install: $(STAMP)
 
@@ -86,6 +86,21 @@ format: install
 
 bench: install
 	$(PY) benchmarks/cam_speed.py
+
+# The heatmap study (issue #16): each demo recipe trained again with seeds 1 and 2 (seed 0 is
+# the committed demo run) into weights/study/ (not committed), then every run's heatmaps
+# measured on the test split: localization, faithfulness, 95 % intervals over images and seeds,
+# paired tests between recipes. Writes weights/heatmap_study.json (committed; the Augmentation
+# Comparison page shows it). About an hour on 2 idle cores; runs already trained are kept.
+STUDY_SEEDS ?= 1 2
+study: install
+	for seed in $(STUDY_SEEDS); do for aug in $(DEMO_RECIPES); do \
+		test -f weights/study/study_$${aug}_s$$seed/run.json || \
+		DEFECTLENS_WEIGHTS=weights/study $(PY) classification/train.py --data data/casting \
+			--aug $$aug --name study_$${aug}_s$$seed $(DEMO_CLS_ARGS) --seed $$seed || exit 1; \
+	done; done
+	$(PY) -m explain.study --data data/casting --runs $(addprefix weights/demo_,$(DEMO_RECIPES)) \
+		weights/study/study_* --out weights/heatmap_study.json
 
 # Demo recipe on 120 ... 1,920 synthetic parts, 3 seeds (hours on 2 cores; resumes if stopped).
 learning-curve: install

@@ -1,11 +1,12 @@
 """How well a classifier's heatmaps find the defects: CAMs of a run against ground-truth masks.
 
     python -m explain.evaluate --run RUN --data DIR [--method gradcam] [--layer L]
-                               [--split test] [--limit N] [--out FILE.json]
+                               [--split test] [--limit N] [--faithfulness N] [--out FILE.json]
 
 Defective images with masks get localization metrics (energy inside the dilated mask,
 pointing game, best box IoU); every image gets the label-free noise metrics; good parts also
-report their mean defect-class intensity. Heatmaps are mapped back to the original image
+report their mean defect-class intensity. `--faithfulness N` adds deletion and insertion AUC and
+ROAD (explain.faithfulness) on N defective images. Heatmaps are mapped back to the original image
 (undoing the run's crop and resize) before anything is compared.
 """
 
@@ -23,7 +24,13 @@ from explain.evaluation import (
     format_table,
 )
 from store.cli_args import keyword_options
-from store.cli_errors import atomic_output, check_output_file, cli_main, positive_int
+from store.cli_errors import (
+    atomic_output,
+    check_output_file,
+    cli_main,
+    non_negative_int,
+    positive_int,
+)
 
 
 def _threshold(text: str) -> str | float:
@@ -46,6 +53,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--threshold", type=_threshold, default="otsu", help="box threshold")
     parser.add_argument("--min-area", type=int, default=16, help="smallest box, in pixels")
     parser.add_argument("--batch-size", type=positive_int, default=16)
+    parser.add_argument(
+        "--faithfulness",
+        type=non_negative_int,
+        default=0,
+        metavar="N",
+        help="also measure deletion/insertion AUC and ROAD on N defective images (a fixed "
+        "random sample; about 2 s an image); 0: off",
+    )
     parser.add_argument("--out", type=Path, help="write the full report (per image) as JSON")
     return parser
 

@@ -68,12 +68,21 @@ def cli_main(main: Callable[..., Any]) -> Callable[..., Any]:
 
 def positive_int(text: str) -> int:
     """argparse type: an integer >= 1 (a batch size, a count)."""
+    return _int_at_least(text, 1)
+
+
+def non_negative_int(text: str) -> int:
+    """argparse type: an integer >= 0 (a count where 0 means off)."""
+    return _int_at_least(text, 0)
+
+
+def _int_at_least(text: str, low: int) -> int:
     try:
         value = int(text)
     except ValueError:
-        raise _argparse_error(f"expected a whole number >= 1, got {text!r}") from None
-    if value < 1:
-        raise _argparse_error(f"expected a whole number >= 1, got {value}")
+        raise _argparse_error(f"expected a whole number >= {low}, got {text!r}") from None
+    if value < low:
+        raise _argparse_error(f"expected a whole number >= {low}, got {value}")
     return value
 
 

@@ -240,6 +240,42 @@ def test_augmentation_fewer_runs_fewer_columns(app):
     assert len(image_urls(at)) == 2 * 2 + 1  # plus the run's colour bar
 
 
+def test_augmentation_shows_the_seed_study_when_there_is_one(app, app_dirs):
+    from test_explain_study import study_frame
+
+    from explain import study
+
+    at = open_page(app, "augmentation.py")
+    assert any("make study" in c.value for c in at.caption)  # none yet: how to make one
+    report = {
+        "created": "2026-12-01T20:00:00+00:00",
+        "method": "gradcam",
+        "faithfulness_images": 24,
+        "runs": {r: [f"{r}_s{s}" for s in range(3)] for r in ("good", "same", "worse")},
+        "seeds": {r: [0, 1, 2] for r in ("good", "same", "worse")},
+        "defective_test_images": 24,
+        **study.summarize(study_frame(), n_boot=200),
+        "box_hit@0.3_per_type": {"good": {"pinhole": 0.5}, "same": {"pinhole": 0.25}},
+    }
+    saved = app_dirs["weights"] / study.STUDY_FILE
+    saved.write_text(json.dumps(report))
+    try:
+        at = open_page(app, "augmentation.py")
+        assert not at.exception
+        table = next(d.value for d in at.dataframe if "pointing" in d.value.columns)
+        assert list(table.index) == ["good", "same", "worse"]
+        good = report["intervals"]["pointing_hit"]["good"]
+        assert table.loc["good", "pointing"] == (
+            f"{good['mean']:.3f} [{good['low']:.3f}, {good['high']:.3f}]"
+        )
+        text = " ".join(m.value for m in at.markdown)
+        assert "good better than same" in text and "Holm" in text
+        at.segmented_control(key="study_metric").set_value("deletion AUC").run()
+        assert not at.exception
+    finally:
+        saved.unlink()
+
+
 # ---------------------------------------------------------------- Heatmap to Boxes
 
 

@@ -845,6 +845,7 @@ def test_trainers_refuse_before_training_and_leave_no_run(tmp_path, capsys, case
 def test_evaluators_and_generator_follow_the_same_convention(runs, tmp_path, capsys):
     from anomaly.evaluate import main as anomaly_eval
     from explain.evaluate import main as explain_eval
+    from explain.study import main as explain_study
     from synthetic.__main__ import main as synthetic_main
 
     blocker = tmp_path / "blocker"
@@ -857,6 +858,16 @@ def test_evaluators_and_generator_follow_the_same_convention(runs, tmp_path, cap
             "gone",
         ),
         (synthetic_main, ["melting", "--out", f"{blocker}/m.csv", "--rows", "10"], "blocker"),
+        (
+            explain_study,
+            ["--data", str(tmp_path), "--runs", str(runs["classifier"]), str(runs["classifier"])],
+            "seed",
+        ),
+        (
+            explain_study,
+            ["--data", str(tmp_path), "--runs", "x", "--out", f"{blocker}/s.json"],
+            "blocker",
+        ),
     ):
         code, _, err = call(main, argv, capsys)
         assert_refused(code, err, names)

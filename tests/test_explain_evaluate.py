@@ -107,3 +107,35 @@ def test_defect_class_prefers_the_images_own_type():
     assert evaluation.defect_class_index(info, "pinhole") == 2
     assert evaluation.defect_class_index(info, "scratch") == 1
     assert evaluation.defect_class_index({"class_names": ["a", "b"]}, "") == -1
+
+
+def test_faithfulness_is_measured_on_the_sample_only_and_ranks_the_square(tiny_run, mvtec_tree):
+    report = evaluation.evaluate(tiny_run, mvtec_tree, faithfulness=2)
+    measured = [r for r in report["images"] if not np.isnan(r.get("road", np.nan))]
+    assert report["faithfulness_images"] == 2 and len(measured) == 2
+    assert all(r["is_defect"] for r in measured)
+    # The square detector's Grad-CAM sits on the square: imputing the hottest pixels away
+    # drops the defect probability far more than imputing the coldest (ROAD > 0).
+    assert all(r["road"] > 0.1 for r in measured)
+    assert all(
+        0.0 <= r["deletion_auc"] <= 1.0 and 0.0 <= r["insertion_auc"] <= 1.0 for r in measured
+    )
+    assert report["summary"]["all defects"]["road"]["n"] == 2
+
+
+def test_faithfulness_sample_is_the_same_whatever_the_order(mvtec_tree):
+    from imaging import discover
+
+    items = evaluation.select_items(discover(mvtec_tree).items, "test", None)
+    shuffled = items.sample(frac=1.0, random_state=3)
+    first = evaluation.faithfulness_sample(items, 2)
+    assert first == evaluation.faithfulness_sample(shuffled, 2) and len(first) == 2
+    assert evaluation.faithfulness_sample(items, 0) == set()
+    assert len(evaluation.faithfulness_sample(items, 99)) == 3  # every defective image
+
+
+def test_cli_refuses_a_negative_faithfulness_count(tiny_run, mvtec_tree, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        ev.main(["--run", tiny_run, "--data", str(mvtec_tree), "--faithfulness", "-1"])
+    assert exit_info.value.code == 2
+    assert "--faithfulness" in capsys.readouterr().err

@@ -151,3 +151,27 @@ def metric_boxes(frame: pd.DataFrame, metric: str, by: str = "run") -> go.Figure
     )
     fig.update_layout(margin=MARGIN, height=320, showlegend=False, title=metric.replace("_", " "))
     return fig
+
+
+def interval_bars(intervals: dict[str, dict[str, float]], label: str) -> go.Figure:
+    """One bar per recipe: the mean, with its confidence interval as an error bar."""
+    recipes = sorted(intervals)
+    means = [intervals[r]["mean"] for r in recipes]
+    above = [intervals[r]["high"] - m for r, m in zip(recipes, means, strict=True)]
+    below = [m - intervals[r]["low"] for r, m in zip(recipes, means, strict=True)]
+    fig = go.Figure(
+        go.Bar(
+            x=recipes,
+            y=means,
+            marker_color=px.colors.qualitative.Set2[: len(recipes)],
+            error_y={
+                "type": "data",
+                "symmetric": False,
+                "array": above,
+                "arrayminus": below,
+            },
+            hovertemplate="%{x}: %{y:.3f}<extra></extra>",
+        )
+    )
+    fig.update_layout(margin=MARGIN, height=320, title=f"{label}, mean and 95 % interval")
+    return fig

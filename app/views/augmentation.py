@@ -9,9 +9,12 @@ from ui.controls import defect_index, method_select, scale_note, scale_select, s
 from ui.gallery import choose_dataset, filter_items, picked_from_row
 from ui.resources import RunRef
 from ui.sidebar import pick_runs
+from ui.study import show_study
 
 from explain.evaluation import evaluate_image
 from explain.metrics import disagreement
+from explain.study import load_study
+from store import weights_dir
 
 BOX_METRICS = ("energy_inside", "box_iou", "off_part_energy", "entropy", "blobs")
 TABLE_METRICS = (
@@ -123,6 +126,11 @@ if not good.empty:
     summary["mean intensity (good parts)"] = good.groupby("run")["mean_intensity"].mean()
 summary["images"] = frame.groupby("run").size()
 st.dataframe(summary.style.format(precision=3), key="compare_table")
+st.caption(
+    f"These {len(picked)} images and one run per recipe: a difference here may be the seed's. "
+    "The study below answers with several seeds and the whole test split."
+)
+show_study(load_study(weights_dir()))
 
 st.subheader("Side by side", anchor=False)
 width = max(len(refs) + 1, 5)  # thumbnails, not posters, however few runs

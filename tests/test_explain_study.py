@@ -1,0 +1,107 @@
+"""The heatmap study: runs grouped by recipe and seed, intervals, paired tests, sentences."""
+
+import json
+from types import SimpleNamespace
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from explain import study
+
+
+def fake_run(name, aug, seed, kind="classifier"):
+    return SimpleNamespace(name=name, kind=kind, info={"aug": aug, "seed": seed})
+
+
+def study_frame(effect=0.3, images=24, seeds=3):
+    """Recipes good/same/worse: pointing of `good` is `effect` higher on every image."""
+    rng = np.random.default_rng(0)
+    base = rng.uniform(0.2, 0.6, images)
+    rows = []
+    for recipe, shift in (("good", effect), ("same", 0.0), ("worse", 0.0)):
+        for seed in range(seeds):
+            noise = rng.normal(0.0, 0.02, images)
+            for i in range(images):
+                rows.append(
+                    {
+                        "path": f"img{i:02d}.png",
+                        "defect_type": "scratch" if i % 2 else "pinhole",
+                        "recipe": recipe,
+                        "seed": seed,
+                        "pointing_hit": base[i] + shift + noise[i],
+                        "box_hit@0.3": float(i % 3 == 0),
+                        "deletion_auc": 0.5 + (0.0 if recipe != "worse" else 0.2) + noise[i],
+                    }
+                )
+    return pd.DataFrame(rows)
+
+
+def test_runs_are_grouped_by_recipe_and_sorted_by_seed():
+    runs = [fake_run("b2", "basic", 2), fake_run("f0", "flip", 0), fake_run("b0", "basic", 0)]
+    groups = study.group_runs(runs)
+    assert [r.name for r in groups["basic"]] == ["b0", "b2"]
+    assert [r.name for r in groups["flip"]] == ["f0"]
+
+
+@pytest.mark.parametrize(
+    "runs, message",
+    [
+        ([fake_run("a", "basic", 0), fake_run("b", "basic", 0)], "seed 0"),
+        ([fake_run("a", "basic", 0), fake_run("b", "basic", 1)], "1 recipe"),
+        ([fake_run("a", "basic", 0), fake_run("b", "flip", 0, kind="anomaly")], "anomaly run"),
+        ([fake_run("a", "basic", None), fake_run("b", "flip", 0)], "no aug or seed"),
+    ],
+)
+def test_bad_run_sets_are_refused_with_the_reason(runs, message):
+    with pytest.raises(ValueError, match=message):
+        study.group_runs(runs)
+
+
+def test_tables_align_images_across_recipes_and_keep_gaps():
+    frame = study_frame(images=4, seeds=2)
+    frame = frame.drop(frame[(frame.recipe == "same") & (frame.path == "img01.png")].index)
+    tables = study.tables(frame, "pointing_hit")
+    assert tables["good"].shape == tables["same"].shape == (2, 4)
+    assert np.isnan(tables["same"][:, 1]).all() and not np.isnan(tables["good"]).any()
+
+
+def test_a_real_difference_is_significant_and_none_is_invented():
+    report = study.summarize(study_frame(), n_boot=300)
+    pointing = report["intervals"]["pointing_hit"]
+    assert pointing["good"]["mean"] == pytest.approx(pointing["same"]["mean"] + 0.3, abs=0.02)
+    assert pointing["good"]["low"] < pointing["good"]["mean"] < pointing["good"]["high"]
+    assert pointing["good"]["seeds"] == 3 and pointing["good"]["images"] == 24
+    pairs = {(d["a"], d["b"]): d for d in report["differences"]["pointing_hit"]}
+    assert pairs[("good", "same")]["significant"] and pairs[("good", "worse")]["significant"]
+    assert not pairs[("same", "worse")]["significant"]
+    sentence = next(s for s in report["sentences"] if s.startswith("pointing"))
+    assert "good better than same" in sentence and "same better than worse" not in sentence
+    # Box hit is identical for every recipe: no difference is claimed.
+    assert "box hit@0.3: no difference between recipes is significant." in report["sentences"]
+
+
+def test_lower_deletion_auc_counts_as_better():
+    report = study.summarize(study_frame(), n_boot=300)
+    sentence = next(s for s in report["sentences"] if s.startswith("deletion AUC"))
+    assert "good better than worse" in sentence and "same better than worse" in sentence
+
+
+def test_per_type_and_table_and_saved_report(tmp_path):
+    frame = study_frame(images=6, seeds=2)
+    per_type = study.per_type(frame)
+    assert per_type["good"]["pinhole"] == pytest.approx(1 / 3)  # img00, img02, img04: 1, 0, 0
+    report = study.summarize(frame, n_boot=100)
+    table = study.format_table(report)
+    assert table.splitlines()[0].startswith("| recipe | seeds | pointing")
+    assert "| good | 2 |" in table
+    assert study.load_study(tmp_path) is None
+    (tmp_path / study.STUDY_FILE).write_text(json.dumps(report))
+    assert study.load_study(tmp_path)["sentences"] == report["sentences"]
+
+
+def test_cli_names_a_missing_run_and_exits_2(capsys, tmp_path):
+    code = study.main(["--data", str(tmp_path), "--runs", "no-such-run", "other"])
+    assert code == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error:") and "no-such-run" in err and len(err.splitlines()) == 1
