@@ -14,6 +14,7 @@ predictions and scores also go into the review log as a new batch.
 from __future__ import annotations
 
 import argparse
+import functools
 import logging
 import os
 import sys
@@ -63,6 +64,17 @@ def is_manifest(path: Path) -> bool:
 def manifest_files(manifest: Path) -> list[tuple[str, Path]]:
     """(result name, file) for every row of an archive manifest: a CSV with a `path` column.
 
+    Read once per run: checking, counting and scoring share the parsed rows while the file
+    is unchanged (same size and modification time).
+    """
+    stat = manifest.stat()
+    return list(_manifest_rows(manifest, stat.st_size, stat.st_mtime_ns))
+
+
+@functools.lru_cache(maxsize=8)
+def _manifest_rows(manifest: Path, size: int, mtime_ns: int) -> tuple[tuple[str, Path], ...]:
+    """The rows of `manifest_files` (size and mtime_ns are the cache key only).
+
     Relative paths are read from the manifest's folder and keep their name (line3/p1.png);
     absolute ones, and relative ones leading out of the folder, are named by the full path
     without its root. Refuses a manifest without a `path` column, an empty one, or one listing
@@ -97,7 +109,7 @@ def manifest_files(manifest: Path) -> list[tuple[str, Path]]:
             f"--images {manifest}: {len(missing)} listed files not found (first: {missing[0]}); "
             "fix the paths or drop those rows"
         )
-    return files
+    return tuple(files)
 
 
 def check_inputs(inputs: Sequence[str]) -> None:

@@ -24,6 +24,7 @@ from inspection import (
     risk_score,
 )
 from inspection.__main__ import main as cli_main
+from inspection.__main__ import manifest_files
 from store import load_run
 from store.review import ReviewLog
 
@@ -244,7 +245,14 @@ def test_cli_writes_csv_sorted_by_risk_and_a_review_batch(tiny, tmp_path, capsys
     assert "wrote" in capsys.readouterr().out
 
 
-def test_cli_scores_a_csv_manifest_in_its_row_order(tiny, tmp_path):
+def test_cli_scores_a_csv_manifest_in_its_row_order(tiny, tmp_path, monkeypatch):
+    import imaging.layout_csv
+
+    reads = []
+    real_read = imaging.layout_csv.read_csv
+    monkeypatch.setattr(
+        imaging.layout_csv, "read_csv", lambda path: reads.append(path) or real_read(path)
+    )
     images = sorted(tiny["images"].rglob("*.png"))[:3]
     shelf = tmp_path / "archive" / "line3"
     shelf.mkdir(parents=True)
@@ -263,6 +271,9 @@ def test_cli_scores_a_csv_manifest_in_its_row_order(tiny, tmp_path):
         ["line3/b.png", "line3/a.png", images[2].as_posix().lstrip("/")]
     )
     assert (frame["status"] == "ok").all()
+    assert reads == [manifest.resolve()]  # checked, counted and scored from one read
+    manifest.write_text("path\nline3/a.png\n")
+    assert [name for name, _ in manifest_files(manifest.resolve())] == ["line3/a.png"]
 
 
 @pytest.mark.parametrize(
