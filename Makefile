@@ -100,7 +100,7 @@ study: install
 			--aug $$aug --name study_$${aug}_s$$seed $(DEMO_CLS_ARGS) --seed $$seed || exit 1; \
 	done; done
 	$(PY) -m explain.study --data data/casting --runs $(addprefix weights/demo_,$(DEMO_RECIPES)) \
-		weights/study/study_* --out weights/heatmap_study.json
+		weights/study/study_* --cache weights/study/measured --out weights/heatmap_study.json
 
 # Demo recipe on 120 ... 1,920 synthetic parts, 3 seeds (hours on 2 cores; resumes if stopped).
 learning-curve: install

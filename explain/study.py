@@ -2,7 +2,7 @@
 paired tests (issue #16).
 
     python -m explain.study --data data/casting --runs weights/demo_* weights/study/*
-        [--method gradcam] [--faithfulness 30] [--out weights/heatmap_study.json]
+        [--method gradcam] [--faithfulness 30] [--cache DIR] [--out weights/heatmap_study.json]
 
 Runs are grouped by the recipe they were trained with (run.json `aug`) and their `seed`; each is
 measured by explain.evaluation on the test split (localization on every defective image,
@@ -73,16 +73,35 @@ def group_runs(runs: list[Any]) -> dict[str, list[Any]]:
     return {recipe: [by_seed[s] for s in sorted(by_seed)] for recipe, by_seed in groups.items()}
 
 
-def measure(runs: list[Any], data: str | Path, method: str, faithfulness: int) -> pd.DataFrame:
-    """Per-image metrics of every run on the test split's defective images (long format)."""
+def measure(
+    runs: list[Any],
+    data: str | Path,
+    method: str,
+    faithfulness: int,
+    cache: Path | None = None,
+) -> pd.DataFrame:
+    """Per-image metrics of every run on the test split's defective images (long format).
+
+    With `cache`, each run's table is kept there as CSV (named by run, its creation time, the
+    method and the sample size) and read back instead of measured again.
+    """
     from explain.evaluation import evaluate
 
     frames = []
     for run in runs:
+        stamp = str(run.info.get("created", "")).replace(":", "")
+        saved = cache / f"{run.name}_{stamp}_{method}_{faithfulness}.csv" if cache else None
+        if saved is not None and saved.is_file():
+            frames.append(pd.read_csv(saved))
+            continue
         report = evaluate(run, data, method=method, split="test", faithfulness=faithfulness)
         frame = pd.DataFrame(report["images"])
         frame = frame[frame["is_defect"]]
-        frames.append(frame.assign(recipe=run.info["aug"], seed=int(run.info["seed"])))
+        frame = frame.assign(recipe=run.info["aug"], seed=int(run.info["seed"]))
+        if saved is not None:
+            saved.parent.mkdir(parents=True, exist_ok=True)
+            frame.to_csv(saved, index=False)
+        frames.append(frame)
     return pd.concat(frames, ignore_index=True)
 
 
@@ -187,11 +206,16 @@ def format_table(report: dict[str, Any]) -> str:
 
 
 def run_study(
-    runs: list[Any], data: str | Path, method: str = "gradcam", faithfulness: int = 30
+    runs: list[Any],
+    data: str | Path,
+    method: str = "gradcam",
+    faithfulness: int = 30,
+    cache: Path | None = None,
 ) -> dict[str, Any]:
     """Measure every run, then the intervals, tests and sentences: the saved report."""
     groups = group_runs(runs)
-    frame = measure([r for rs in groups.values() for r in rs], data, method, faithfulness)
+    every = [r for rs in groups.values() for r in rs]
+    frame = measure(every, data, method, faithfulness, cache)
     report = {
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
         "data": str(data),
@@ -228,6 +252,11 @@ def build_parser() -> argparse.ArgumentParser:
         "ROAD, per run; about 2 s an image",
     )
     parser.add_argument("--out", type=Path, help="write the report as JSON")
+    parser.add_argument(
+        "--cache",
+        type=Path,
+        help="folder keeping each run's per-image metrics, so a rerun measures only new runs",
+    )
     return parser
 
 
@@ -241,7 +270,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.out:
         check_output_file(args.out)
     runs = [load_run(r) for r in args.runs]
-    report = run_study(runs, args.data, args.method, args.faithfulness)
+    report = run_study(runs, args.data, args.method, args.faithfulness, args.cache)
     print(format_table(report))
     print("\n".join(report["sentences"]))
     if args.out:

@@ -105,3 +105,28 @@ def test_cli_names_a_missing_run_and_exits_2(capsys, tmp_path):
     assert code == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("error:") and "no-such-run" in err and len(err.splitlines()) == 1
+
+
+def test_measure_keeps_defective_rows_and_reuses_its_cache(tmp_path, monkeypatch):
+    from explain import evaluation
+
+    calls = []
+
+    def fake_evaluate(run, data, **options):
+        calls.append((run.name, options["faithfulness"]))
+        images = [
+            {"path": "a.png", "is_defect": True, "defect_type": "pinhole", "pointing_hit": 1.0},
+            {"path": "b.png", "is_defect": False, "defect_type": "good", "pointing_hit": None},
+        ]
+        return {"images": images}
+
+    monkeypatch.setattr(evaluation, "evaluate", fake_evaluate)
+    run = fake_run("r1", "basic", 1)
+    run.info["created"] = "2026-12-01T10:00:00"
+    first = study.measure([run], tmp_path, "gradcam", 5, cache=tmp_path / "cache")
+    again = study.measure([run], tmp_path, "gradcam", 5, cache=tmp_path / "cache")
+    assert calls == [("r1", 5)]
+    assert list(first["path"]) == list(again["path"]) == ["a.png"]
+    assert again.loc[0, "recipe"] == "basic" and again.loc[0, "seed"] == 1
+    study.measure([run], tmp_path, "gradcam", 6, cache=tmp_path / "cache")
+    assert len(calls) == 2  # another sample size is another measurement
