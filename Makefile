@@ -94,6 +94,7 @@ bench: install
 # Comparison page shows it). About an hour on 2 idle cores; runs already trained are kept.
 STUDY_SEEDS ?= 1 2
 study: install
+	test -d data/casting || $(PY) -m synthetic casting --out data/casting --n 2000 --seed 0
 	for seed in $(STUDY_SEEDS); do for aug in $(DEMO_RECIPES); do \
 		test -f weights/study/study_$${aug}_s$$seed/run.json || \
 		DEFECTLENS_WEIGHTS=weights/study $(PY) classification/train.py --data data/casting \
