@@ -9,7 +9,8 @@ measured by explain.evaluation on the test split (localization on every defectiv
 faithfulness on the same fixed sample of defective images). Every metric becomes, per recipe, a
 (seeds x images) table: its mean with a 95 % bootstrap interval over seeds and images, and, for
 every pair of recipes, a paired test on the same images (Holm-corrected over the pairs). The
-report says in words which differences are significant. `make study` trains the seeds and runs
+report says in words which differences are significant: the test rejects and the 95 % interval
+of the mean difference excludes zero. `make study` trains the seeds and runs
 this; the Augmentation Comparison page shows the saved report.
 """
 
@@ -18,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import warnings
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -128,13 +130,18 @@ def summarize(frame: pd.DataFrame, n_boot: int = 2000) -> dict[str, Any]:
         intervals[metric.column] = {}
         for recipe, table in by_recipe.items():
             interval = bootstrap_interval(table, n_boot=n_boot)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)  # a seed without values
+                run_means = np.nanmean(table, axis=1)
             intervals[metric.column][recipe] = {
                 "mean": interval.mean,
                 "low": interval.low,
                 "high": interval.high,
+                "run_means": [float(v) for v in run_means],
                 "seeds": int(table.shape[0]),
                 "images": int(np.isfinite(table).any(axis=0).sum()),
             }
+        runs = intervals[metric.column]
         differences[metric.column] = [
             {
                 "a": d.a,
@@ -144,7 +151,12 @@ def summarize(frame: pd.DataFrame, n_boot: int = 2000) -> dict[str, Any]:
                 "high": d.interval.high,
                 "p_holm": d.p_value,
                 "images": d.n_images,
-                "significant": bool(d.significant),
+                "test_rejects": bool(d.significant),
+                # Called significant only when the interval agrees on the direction too: a
+                # Wilcoxon test can reject on the median of many tiny shifts while the mean
+                # difference is indistinguishable from zero.
+                "significant": bool(d.significant) and (d.interval.low > 0 or d.interval.high < 0),
+                "run_ranges_overlap": _overlap(runs[d.a]["run_means"], runs[d.b]["run_means"]),
             }
             for d in compare_recipes(by_recipe, n_boot=n_boot)
         ]
@@ -153,6 +165,14 @@ def summarize(frame: pd.DataFrame, n_boot: int = 2000) -> dict[str, Any]:
         "differences": differences,
         "sentences": sentences(differences),
     }
+
+
+def _overlap(a: list[float], b: list[float]) -> bool:
+    """Whether the ranges of two recipes' per-seed means overlap (NaN seeds ignored)."""
+    a_, b_ = [v for v in a if np.isfinite(v)], [v for v in b if np.isfinite(v)]
+    if not a_ or not b_:
+        return True
+    return min(a_) <= max(b_) and min(b_) <= max(a_)
 
 
 def sentences(differences: dict[str, list[dict[str, Any]]]) -> list[str]:
@@ -168,9 +188,11 @@ def sentences(differences: dict[str, list[dict[str, Any]]]) -> list[str]:
                 continue
             a_better = (d["mean"] > 0) == metric.higher_is_better
             better, worse = (d["a"], d["b"]) if a_better else (d["b"], d["a"])
+            seeds = "overlap" if d["run_ranges_overlap"] else "do not overlap"
             found.append(
                 f"{better} better than {worse} ({d['a']} - {d['b']} = {d['mean']:+.3f} "
-                f"[{d['low']:+.3f}, {d['high']:+.3f}], Holm p = {d['p_holm']:.2g})"
+                f"[{d['low']:+.3f}, {d['high']:+.3f}], Holm p = {d['p_holm']:.2g}; the two "
+                f"recipes' per-seed means {seeds})"
             )
         if found:
             out.append(f"{metric.label}: " + "; ".join(found) + ".")

@@ -98,7 +98,9 @@ def paired_difference(
             f"{a} has {ta.shape[1]} images and {b} {tb.shape[1]}: a paired comparison needs "
             "the same images in the same order"
         )
-    diff = np.nanmean(ta, axis=0) - np.nanmean(tb, axis=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # images a metric skips: all-NaN columns
+        diff = np.nanmean(ta, axis=0) - np.nanmean(tb, axis=0)
     diff = diff[np.isfinite(diff)]
     if diff.size < 2:
         raise ExplainError(f"{a} vs {b}: fewer than 2 images where both metrics are defined")

@@ -130,3 +130,29 @@ def test_measure_keeps_defective_rows_and_reuses_its_cache(tmp_path, monkeypatch
     assert again.loc[0, "recipe"] == "basic" and again.loc[0, "seed"] == 1
     study.measure([run], tmp_path, "gradcam", 6, cache=tmp_path / "cache")
     assert len(calls) == 2  # another sample size is another measurement
+
+
+def test_run_means_and_their_overlap_are_reported():
+    report = study.summarize(study_frame(), n_boot=200)
+    good = report["intervals"]["pointing_hit"]["good"]["run_means"]
+    same = report["intervals"]["pointing_hit"]["same"]["run_means"]
+    assert len(good) == len(same) == 3 and min(good) > max(same) + 0.2
+    pairs = {(d["a"], d["b"]): d for d in report["differences"]["pointing_hit"]}
+    assert not pairs[("good", "same")]["run_ranges_overlap"]
+    assert pairs[("same", "worse")]["run_ranges_overlap"]
+    assert "per-seed means do not overlap" in report["sentences"][0]
+
+
+def test_a_rejecting_test_with_an_interval_across_zero_is_not_called_significant():
+    # 23 images a hair better, one much worse: the signed-rank test rejects, the mean is ~0.
+    rows = []
+    for recipe in ("a", "b"):
+        for i in range(24):
+            value = 0.5 + (0.01 if recipe == "a" and i < 23 else 0.0)
+            value -= 0.3 if recipe == "a" and i == 23 else 0.0
+            rows.append({"path": f"{i}", "recipe": recipe, "seed": 0, "pointing_hit": value})
+    report = study.summarize(pd.DataFrame(rows), n_boot=500)
+    (pair,) = report["differences"]["pointing_hit"]
+    assert pair["test_rejects"] and pair["low"] < 0 < pair["high"]
+    assert not pair["significant"]
+    assert report["sentences"][0] == "pointing: no difference between recipes is significant."
