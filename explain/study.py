@@ -59,10 +59,16 @@ def group_runs(runs: list[Any]) -> dict[str, list[Any]]:
     groups: dict[str, dict[int, Any]] = {}
     for run in runs:
         if run.kind != "classifier":
-            raise ExplainError(f"run {run.name!r} is a {run.kind} run; the study needs classifiers")
+            raise ExplainError(
+                f"run {run.name!r} is a {run.kind} run; the study needs classifier runs "
+                "(trained with classification/train.py)"
+            )
         recipe, seed = run.info.get("aug"), run.info.get("seed")
         if recipe is None or seed is None:
-            raise ExplainError(f"run {run.name!r} records no aug or seed in run.json")
+            raise ExplainError(
+                f"run {run.name!r} records no aug or seed in run.json; pass runs trained with "
+                "classification/train.py --aug RECIPE --seed N"
+            )
         seen = groups.setdefault(str(recipe), {})
         if int(seed) in seen:
             raise ExplainError(
@@ -71,7 +77,10 @@ def group_runs(runs: list[Any]) -> dict[str, list[Any]]:
             )
         seen[int(seed)] = run
     if len(groups) < 2:
-        raise ExplainError(f"the study compares recipes: got runs of {len(groups)} recipe(s)")
+        raise ExplainError(
+            f"the study compares recipes: got runs of {len(groups)} recipe(s); pass runs of at "
+            "least two recipes (e.g. weights/demo_basic weights/demo_flip)"
+        )
     return {recipe: [by_seed[s] for s in sorted(by_seed)] for recipe, by_seed in groups.items()}
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import shutil
 import struct
 import subprocess
 import sys
@@ -850,8 +851,17 @@ def test_evaluators_and_generator_follow_the_same_convention(runs, tmp_path, cap
 
     blocker = tmp_path / "blocker"
     blocker.write_text("x")
+    one_recipe = tmp_path / "one_recipe"
+    shutil.copytree(runs["classifier"], one_recipe)
+    _edit_info(one_recipe, lambda info: info.update(aug="basic", seed=0))
+    (tmp_path / "training").mkdir()  # a run folder still being trained: no run.json yet
+    study = ["--data", str(tmp_path), "--runs"]
     for main, argv, names in (
         (anomaly_eval, ["--run", "nope", "--data", str(tmp_path)], "nope"),
+        (explain_study, [*study, str(one_recipe), str(runs["lstm"])], "lstm"),
+        (explain_study, [*study, str(one_recipe)], "two recipes"),
+        (explain_study, [*study, str(one_recipe), str(tmp_path / "training")], "run.json"),
+        (explain_study, [*study, str(one_recipe), "--faithfulness", "-1"], "--faithfulness"),
         (
             explain_eval,
             ["--run", str(runs["classifier"]), "--data", str(tmp_path / "gone")],
