@@ -171,6 +171,22 @@ def _main_text(page) -> str:
     return page.locator('[data-testid="stMain"]').inner_text()
 
 
+def _main_text_with(page, needle: str) -> str:
+    """The main text once it contains `needle`: a rerun on a busy machine can start after the
+    settle that followed the widget change, so the text is waited for, not read once."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    with contextlib.suppress(PlaywrightTimeout):  # the caller's assertion shows what came
+        page.wait_for_function(
+            """needle => document.querySelector('[data-testid="stMain"]')
+                ?.innerText.includes(needle)""",
+            arg=needle,
+            timeout=PAGE_TIMEOUT_MS,
+        )
+    _settle(page)
+    return _main_text(page)
+
+
 def _no_errors(page) -> None:
     errors = page.locator('[data-testid="stException"], [data-testid="stAlertContentError"]')
     assert errors.count() == 0, errors.all_inner_texts()
@@ -305,9 +321,7 @@ def test_home_run_table_has_no_none(app_url, browser):
 def test_anomaly_names_its_split_and_calls_a_miss_a_miss(app_url, browser):
     page = _open(browser, f"{app_url}/anomaly")
     try:
-        # the data-set block can still be drawing on a busy machine: wait for it by name
-        page.get_by_text("Image AUROC (test)").first.wait_for(timeout=PAGE_TIMEOUT_MS)
-        text = _main_text(page)
+        text = _main_text_with(page, "Image AUROC (test)")
         assert "Image AUROC (test)" in text and "Measured on" in text, text[:3000]
         _choose(page, "Image", "cast_def_0_23.png")
         text = _main_text(page)
@@ -322,11 +336,12 @@ def test_anomaly_names_its_split_and_calls_a_miss_a_miss(app_url, browser):
         thumb.focus()
         for _ in range(5):
             page.keyboard.press("ArrowRight")
-        _settle(page)
+        _rerun_settled(page)  # the slider's rerun starts after a debounce: let it end first
         chosen = float(thumb.input_value())
         assert chosen > default, (default, chosen)
         _choose(page, "Split", "all")
-        assert "all split" in _main_text(page)
+        text = _main_text_with(page, "all split")
+        assert "all split" in text, text[:3000]
         step = float(thumb.get_attribute("step"))
         assert float(thumb.input_value()) == pytest.approx(chosen, abs=step), (chosen, step)
         _no_errors(page)
