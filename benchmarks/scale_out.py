@@ -8,6 +8,9 @@ start), on the same images, already read into memory:
               BLAS thread: what one Ray worker of 1 CPU gets, the fair baseline for ray-1
 - ray-N:      `iter_inspect_ray` on a local Ray cluster started beforehand (not timed, like an
               existing cluster), N actors of 1 CPU each, each loading the runs once
+- pool-N:     `iter_inspect_ray(pool=...)` on the same kind of cluster, N standing workers of
+              1 CPU (inspection.ray_pool) already warm: a first job of one batch per worker
+              created them (not timed, like a pool that serves jobs all day), then the timed job
 
 Seconds are wall time from the call to the last row, model loading included (the local
 engine loads its models in the timed part too). Each configuration also reports its start-up
@@ -18,7 +21,7 @@ are given both ways. Per-worker images/s comes from the workers' own batch timin
 configurations also report CPU seconds per image. Writes benchmarks/results/scale_out.json and
 prints a table, with the load.
 
-    python benchmarks/scale_out.py [--n 2000] [--configs local,local-1t,ray-1,ray-2]
+    python benchmarks/scale_out.py [--n 2000] [--configs local,local-1cpu,ray-1,ray-2,pool-1,pool-2]
 """
 
 from __future__ import annotations
@@ -83,6 +86,7 @@ def run_config(args: argparse.Namespace) -> dict:
         from inspection.ray_engine import iter_inspect_ray
 
         workers = int(config.split("-")[1])
+        pool = "bench" if config.startswith("pool") else None
         ray.init(
             num_cpus=workers,
             include_dashboard=False,
@@ -90,6 +94,10 @@ def run_config(args: argparse.Namespace) -> dict:
             logging_level="ERROR",
             log_to_driver=False,
         )
+        if pool is not None:  # the pool's first job: creates and warms it, not timed
+            warm = files[: workers * args.batch_size]
+            list(iter_inspect_ray(warm, args.classifier, args.autoencoder, workers=workers,
+                                  batch_size=args.batch_size, pool=pool))  # fmt: skip
         records = []
         started = time.perf_counter()
         rows = [
@@ -101,6 +109,7 @@ def run_config(args: argparse.Namespace) -> dict:
                 workers=workers,
                 batch_size=args.batch_size,
                 records=records,
+                pool=pool,
                 progress=lambda done, _total: arrivals.append(
                     (time.perf_counter() - started, done)
                 ),
@@ -135,19 +144,23 @@ def build_report(args: argparse.Namespace, load_before: tuple, results: list[dic
     """The JSON report: settings, load, each configuration's numbers and the ratios."""
     by = {r["config"]: r for r in results}
     summary = {}
-    for base in ("local", "local-1cpu"):
-        if "ray-1" in by and base in by:
-            # overhead: how much longer Ray takes for the same images (1 - its speed ratio)
-            total = by["ray-1"]["seconds"] / by[base]["seconds"] - 1
-            steady = by[base]["steady_images_per_s"] / by["ray-1"]["steady_images_per_s"] - 1
-            key = base.replace("-", "_")
-            summary[f"ray1_overhead_vs_{key}"] = round(total, 3)
-            summary[f"ray1_overhead_vs_{key}_steady"] = round(steady, 3)
-    if "ray-1" in by and "ray-2" in by:
-        summary["speedup_2_workers"] = round(by["ray-1"]["seconds"] / by["ray-2"]["seconds"], 3)
-        summary["speedup_2_workers_steady"] = round(
-            by["ray-2"]["steady_images_per_s"] / by["ray-1"]["steady_images_per_s"], 3
-        )
+    for engine in ("ray", "pool"):
+        one, two = f"{engine}-1", f"{engine}-2"
+        for base in ("local", "local-1cpu"):
+            if one in by and base in by:
+                # overhead: how much longer Ray takes for the same images (1 - its speed ratio)
+                total = by[one]["seconds"] / by[base]["seconds"] - 1
+                steady = by[base]["steady_images_per_s"] / by[one]["steady_images_per_s"] - 1
+                key = base.replace("-", "_")
+                summary[f"{engine}1_overhead_vs_{key}"] = round(total, 3)
+                summary[f"{engine}1_overhead_vs_{key}_steady"] = round(steady, 3)
+        if one in by and two in by:
+            summary[f"{engine}_speedup_2_workers"] = round(
+                by[one]["seconds"] / by[two]["seconds"], 3
+            )
+            summary[f"{engine}_speedup_2_workers_steady"] = round(
+                by[two]["steady_images_per_s"] / by[one]["steady_images_per_s"], 3
+            )
     return {
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
         "machine": {"cpus": os.cpu_count(), "platform": platform.platform()},
@@ -169,7 +182,7 @@ def main() -> None:
     parser.add_argument("--classifier", default="demo_flip")
     parser.add_argument("--autoencoder", default="demo_anomaly")
     parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--configs", default="local,local-1cpu,ray-1,ray-2")
+    parser.add_argument("--configs", default="local,local-1cpu,ray-1,ray-2,pool-1,pool-2")
     parser.add_argument("--config", help=argparse.SUPPRESS)  # one configuration, in a child
     parser.add_argument("--out", default=str(RESULTS))
     args = parser.parse_args()

@@ -8,7 +8,8 @@ Folders are searched recursively; .zip archives are opened safely (imaging.archi
 file is an archive manifest: its `path` column lists the images (relative to the manifest's
 folder, or absolute), e.g. an export of a plant's image database. With --db-batch the images,
 predictions and scores also go into the review log as a new batch.
---engine ray scores on a Ray cluster (docs/scale_out.md); --out NAME.parquet writes Parquet.
+--engine ray scores on a Ray cluster (docs/scale_out.md); --out NAME.parquet writes Parquet;
+--pool NAME keeps the workers and their models warm on the cluster for the next job.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ from inspection.pipeline import (
     iter_inspect,
     results_frame,
 )
+from inspection.ray_pool import DEFAULT_IDLE_MINUTES, check_pool_name
 from store.cli_errors import CliInputError, check_output_file, cli_main, positive_int
 
 
@@ -174,7 +176,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--engine",
         choices=("local", "ray"),
         default="local",
-        help="local: this process (default); ray: Ray Data actor pool (pip install -e .[ray])",
+        help="local: this process (default); ray: a Ray cluster, Ray Data actors for the job or "
+        "a standing --pool (pip install -e .[ray])",
     )
     parser.add_argument(
         "--address",
@@ -183,6 +186,20 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--workers", type=positive_int, default=1, help="ray engine: actors, one model load each"
+    )
+    parser.add_argument(
+        "--pool",
+        metavar="NAME",
+        help="ray engine: score on the standing pool NAME on the cluster at --address; its "
+        "workers load the models once and stay warm for the next job (docs/scale_out.md; "
+        "list and stop pools with python -m inspection.ray_pool)",
+    )
+    parser.add_argument(
+        "--pool-idle-min",
+        type=positive_int,
+        default=DEFAULT_IDLE_MINUTES,
+        help="ray engine with --pool: minutes a pool waits for the next job before it ends "
+        "itself and frees its CPUs (default %(default)s)",
     )
     return parser
 
@@ -206,6 +223,8 @@ def _engine(args: argparse.Namespace):
                 batch_size=args.batch_size,
                 records=records,
                 progress=progress,
+                pool=args.pool,
+                pool_idle_s=args.pool_idle_min * 60,
             )
             print(batch_summary(records))
 
@@ -222,8 +241,15 @@ def _engine(args: argparse.Namespace):
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.ERROR, format="%(levelname)s %(name)s: %(message)s")
-    if args.engine != "ray" and (args.address or args.workers != 1):
-        raise CliInputError("--address and --workers need --engine ray")
+    if args.engine != "ray" and (args.address or args.workers != 1 or args.pool):
+        raise CliInputError("--address, --workers and --pool need --engine ray")
+    if args.pool is not None:
+        check_pool_name(args.pool)
+        if not args.address:
+            raise CliInputError(
+                f"--pool {args.pool}: a standing pool lives on a running cluster; start one "
+                "with `ray start --head` and pass --address auto (or HOST:6379)"
+            )
     results_format(args.out)
     check_inputs(args.images)
     out = check_output_file(args.out)

@@ -39,6 +39,13 @@ from inspection.pipeline import (
     as_entry,
     iter_inspect,
 )
+from inspection.ray_pool import (
+    DEFAULT_IDLE_MINUTES,
+    check_pool_name,
+    open_pool,
+    pool_config,
+    score_on_pool,
+)
 from store import Run, load_run
 
 RAY_MISSING = "the ray engine needs Ray Data: pip install -e '.[ray]' (or ray[data]==2.60.0)"
@@ -189,6 +196,8 @@ def iter_inspect_ray(
     cpus_per_worker: float = 1,
     records: list[BatchRecord] | None = None,
     progress: Callable[[int, int | None], None] | None = None,
+    pool: str | None = None,
+    pool_idle_s: float = DEFAULT_IDLE_MINUTES * 60,
 ) -> Iterator[tuple[Entry, dict[str, Any]]]:
     """(entry, result row) for every input, in input order, like `iter_inspect`.
 
@@ -196,6 +205,9 @@ def iter_inspect_ray(
     local Ray with `workers` CPUs for this call and stops it afterwards. The run folders must be
     readable at the same path on every node (shared storage or the same checkout).
     records, when given, receives one BatchRecord per scored batch (where it ran, how long).
+    pool: score on the standing pool of that name (`inspection.ray_pool`) instead of a Ray Data
+    job; it needs a running cluster (an address, or Ray already initialised here) and stays for
+    the next job until idle for pool_idle_s seconds.
     Options, runs and Ray itself are checked here, before anything is read or scored.
     """
     if workers < 1:
@@ -203,8 +215,20 @@ def iter_inspect_ray(
     if batch_size < 1:
         raise InspectionError(f"batch_size must be at least 1, got {batch_size}")
     ray = import_ray()
+    if pool is not None:
+        check_pool_name(pool)
+        if address is None and not ray.is_initialized():
+            raise InspectionError(
+                f"--pool {pool}: a standing pool lives on a running cluster; start one with "
+                "`ray start --head` and pass --address auto (or HOST:6379, ray://HOST:10001)"
+            )
+        if pool_idle_s <= 0:
+            raise InspectionError(f"pool_idle_s must be positive, got {pool_idle_s}")
     cls_run, ae_run = open_runs(classifier, autoencoder)
-    job = _RayJob(ray, cls_run, ae_run, address, workers, batch_size, cam_method, cpus_per_worker)
+    job = _RayJob(
+        ray, cls_run, ae_run, address, workers, batch_size, cam_method, cpus_per_worker,
+        pool, pool_idle_s,
+    )  # fmt: skip
     return job.run(entries, records, progress)
 
 
@@ -218,6 +242,8 @@ class _RayJob:
     batch_size: int
     cam_method: str
     cpus_per_worker: float
+    pool: str | None = None
+    pool_idle_s: float = DEFAULT_IDLE_MINUTES * 60
 
     def run(
         self,
@@ -235,7 +261,8 @@ class _RayJob:
             started_ray = _connect(self.ray, self.address, self.workers, input_bytes)
             try:
                 settled = len(inputs) - len(items)
-                rows.update(self.score(items, records, progress, settled, len(inputs)))
+                score = self.score if self.pool is None else self.score_on_pool
+                rows.update(score(items, records, progress, settled, len(inputs)))
             finally:
                 if started_ray:
                     self.ray.shutdown()
@@ -291,6 +318,42 @@ class _RayJob:
                 done += len(fresh)
                 if progress is not None:
                     progress(done, total)
+        except ray.exceptions.RayError as exc:
+            raise RayEngineError(f"the Ray job failed: {str(exc).splitlines()[0]}") from exc
+        return rows
+
+    def score_on_pool(
+        self,
+        items: list[dict[str, Any]],
+        records: list[BatchRecord] | None,
+        progress: Callable[[int, int | None], None] | None,
+        done: int,
+        total: int,
+    ) -> dict[int, dict[str, Any]]:
+        """index -> row for every work item, scored by the standing pool `self.pool`."""
+        ray = self.ray
+        config = pool_config(self.classifier, self.autoencoder, self.cam_method)
+        rows: dict[int, dict[str, Any]] = {}
+
+        def on_batch(result: dict[str, Any]) -> None:
+            nonlocal done
+            fresh = [(index, row) for index, row in result["rows"] if index not in rows]
+            rows.update(fresh)
+            if records is not None and result["rows"]:
+                records.append(
+                    BatchRecord(
+                        result["node_id"], result["pid"], len(result["rows"]), result["seconds"]
+                    )
+                )
+            done += len(fresh)
+            if progress is not None:
+                progress(done, total)
+
+        try:
+            handles = open_pool(
+                ray, self.pool, self.workers, config, self.cpus_per_worker, self.pool_idle_s
+            )
+            score_on_pool(ray, handles, items, self.batch_size, on_batch)
         except ray.exceptions.RayError as exc:
             raise RayEngineError(f"the Ray job failed: {str(exc).splitlines()[0]}") from exc
         return rows

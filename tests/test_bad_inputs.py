@@ -726,6 +726,9 @@ def _zip_bytes(entries: dict[str, bytes]) -> bytes:
         "wrong_kind",
         "corrupt_model",
         "only_junk_zip",
+        "pool_without_address",
+        "pool_bad_name",
+        "pool_without_ray_engine",
     ],
 )
 def test_inspection_refuses(runs, tmp_path, images, capsys, monkeypatch, case):
@@ -749,6 +752,15 @@ def test_inspection_refuses(runs, tmp_path, images, capsys, monkeypatch, case):
         "wrong_kind": ([str(runs["autoencoder"]), good], "autoencoder run"),
         "corrupt_model": ([str(runs["corrupt_model"]), good], "model.keras"),
         "only_junk_zip": ([classifier, str(junk_zip)], "none of the"),
+        "pool_without_address": (
+            [classifier, good, "--engine", "ray", "--pool", "line4"],
+            "--address auto",
+        ),
+        "pool_bad_name": (
+            [classifier, good, "--engine", "ray", "--address", "auto", "--pool", "a b/c"],
+            "--pool 'a b/c'",
+        ),
+        "pool_without_ray_engine": ([classifier, good, "--pool", "line4"], "--engine ray"),
     }[case]
     if case == "bad_db_url":
         monkeypatch.setenv("DEFECTLENS_DB_URL", "garbage")

@@ -32,6 +32,7 @@ COMMANDS = [
     ("python -m explain.evaluate", "explain.evaluate", "heatmap metrics against masks"),
     ("python -m explain.study", "explain.study", "recipes compared over training seeds"),
     ("python -m inspection", "inspection.__main__", "score a batch or an archive"),
+    ("python -m inspection.ray_pool", "inspection.ray_pool", "list or stop standing Ray pools"),
     ("python -m inspection.report", "inspection.report", "audit-ready HTML report"),
     ("python -m serve", "serve.__main__", "the line service"),
 ]

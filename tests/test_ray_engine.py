@@ -228,49 +228,153 @@ def test_two_nodes_score_the_archive_like_the_local_engine(
     assert set(per_node) == nodes and all(per_node.values())
 
 
-def test_a_node_killed_mid_run_loses_and_repeats_nothing(tiny, cluster):
-    parts = sorted(Path(tiny["data"]).rglob("*.png"))
-    files = [
-        (f"{i:03d}_{p.name}", p.read_bytes() + i.to_bytes(2, "big")) for i, p in enumerate(parts)
-    ]
+def _pool_cli(*argv: str) -> int:
+    from inspection.ray_pool import main as pool_main
+
+    return pool_main(list(argv))
+
+
+def _pools(cluster) -> dict[str, int]:
+    from inspection.ray_pool import list_pools
+
+    ray.init(address=cluster.address, logging_level="ERROR")
+    try:
+        return list_pools(ray)
+    finally:
+        ray.shutdown()
+
+
+def test_a_standing_pool_stays_warm_between_jobs_and_scores_like_the_local_engine(
+    tiny, archive, cluster, tmp_path, capsys
+):
+    local = run_cli(tiny, archive, tmp_path / "local.csv")
+    parts = sorted(Path(tiny["data"]).rglob("*.png"))[:12]
+    files = [(p.name, p.read_bytes()) for p in parts]
+    pool = ("--engine", "ray", "--address", cluster.address, "--workers", "2", "--pool", "t-warm")
+    try:
+        first: list[BatchRecord] = []
+        rows = [row for _, row in iter_inspect_ray(
+            files, tiny["classifier"], tiny["autoencoder"], address=cluster.address,
+            workers=2, batch_size=2, records=first, pool="t-warm",
+        )]  # fmt: skip
+        assert [row["file_name"] for row in rows] == [name for name, _ in files]
+        # Two workers, one on each node (1 CPU each), both took batches.
+        assert len({r.node_id for r in first}) == 2
+        capsys.readouterr()
+        on_pool = run_cli(tiny, archive, tmp_path / "pool.csv", *pool)
+        assert_same_results(on_pool, local)
+        again: list[BatchRecord] = []
+        list(iter_inspect_ray(
+            files, tiny["classifier"], tiny["autoencoder"], address=cluster.address,
+            workers=2, batch_size=2, records=again, pool="t-warm",
+        ))  # fmt: skip
+        # The same worker processes scored every job: the models were loaded once.
+        assert {r.pid for r in again} == {r.pid for r in first}
+        assert _pools(cluster) == {"t-warm": 2}
+        capsys.readouterr()
+        assert _pool_cli("--address", cluster.address, "--list") == 0
+        assert "t-warm: 2 workers" in capsys.readouterr().out
+        # Other runs on the same pool are refused with the fix, before anything is written.
+        out = tmp_path / "other.csv"
+        args = ["--classifier", str(tiny["classifier"]), "--images", *archive, "--out", str(out)]
+        assert cli_main([*args, *pool]) == 2
+        err = capsys.readouterr().err
+        assert "--pool t-warm: the pool holds" in err and "--stop t-warm" in err
+        assert not out.exists()
+    finally:
+        code = _pool_cli("--address", cluster.address, "--stop", "t-warm")
+    assert code == 0
+    assert "stopped pool t-warm: 2 workers" in capsys.readouterr().out
+    assert _pools(cluster) == {}
+
+
+def test_an_idle_pool_ends_itself_and_frees_its_cpus(tiny, cluster):
+    parts = sorted(Path(tiny["data"]).rglob("*.png"))[:2]
+    files = [(p.name, p.read_bytes()) for p in parts]
+    rows = list(iter_inspect_ray(
+        files, tiny["classifier"], None, address=cluster.address, workers=1,
+        pool="t-idle", pool_idle_s=1,
+    ))  # fmt: skip
+    assert len(rows) == 2
+    deadline = time.monotonic() + 60
+    while _pools(cluster) and time.monotonic() < deadline:
+        time.sleep(1)
+    assert _pools(cluster) == {}
+
+
+def _kill_mid_run(cluster, victim: str, replacement: str, files, **options) -> list:
+    """Score files on the cluster, SIGKILL node `victim` once it has scored a batch, let
+    node `replacement` join (as an autoscaler would); the rows."""
     records: list[BatchRecord] = []
     state: dict = {}
 
     def progress(done: int, total: int | None) -> None:
         if "killed_at" in state:
             return
-        if "node2" not in state:
-            state["node2"] = cluster.node_id("node2")
-        if any(r.node_id == state["node2"] for r in records):
+        if victim not in state:
+            state[victim] = cluster.node_id(victim)
+        if any(r.node_id == state[victim] for r in records):
             state["killed_at"] = done
-            cluster.kill("node2")
-            # A replacement joins, as an autoscaler would: the dead node's actor restarts there.
+            cluster.kill(victim)
+            # A replacement joins: the dead node's actor restarts there.
             threading.Thread(target=start_replacement, daemon=True).start()
 
     def start_replacement() -> None:
         try:
-            cluster.start("node3")
+            cluster.start(replacement)
         except RuntimeError as exc:  # torn down first when the run no longer needed it
-            state["node3"] = str(exc)
+            state[replacement] = str(exc)
 
     watchdog = threading.Timer(RUN_TIMEOUT_S, cluster.teardown)
     watchdog.start()
     try:
-        rows = list(
-            iter_inspect_ray(
-                files, tiny["classifier"], tiny["autoencoder"], address=cluster.address,
-                workers=2, batch_size=1, records=records, progress=progress,
-            )
-        )  # fmt: skip
+        rows = list(iter_inspect_ray(files, address=cluster.address, workers=2, batch_size=1,
+                                     records=records, progress=progress, **options))  # fmt: skip
     finally:
         watchdog.cancel()
-    done_at_kill = state["killed_at"]
-    assert done_at_kill < len(files), "the node was killed after the run had finished"
+    assert state["killed_at"] < len(files), "the node was killed after the run had finished"
+    assert cluster.nodes[victim].poll() is not None
+    return rows
+
+
+def _numbered_parts(tiny) -> list[tuple[str, bytes]]:
+    """Every tiny part, each made distinct (no repeats), so all of them go to the workers."""
+    parts = sorted(Path(tiny["data"]).rglob("*.png"))
+    return [
+        (f"{i:03d}_{p.name}", p.read_bytes() + i.to_bytes(2, "big")) for i, p in enumerate(parts)
+    ]
+
+
+def test_a_node_killed_mid_run_loses_and_repeats_nothing(tiny, cluster):
+    files = _numbered_parts(tiny)
+    runs = {"classifier": tiny["classifier"], "autoencoder": tiny["autoencoder"]}
+    rows = _kill_mid_run(cluster, "node2", "node3", files, **runs)
     on_ray = results_frame(row for _, row in rows).set_index("file_name")
     assert list(on_ray.index) == [name for name, _ in files]
-    assert cluster.nodes["node2"].poll() is not None
     local = inspect_batch(files, tiny["classifier"], tiny["autoencoder"], batch_size=1)
     assert_same_results(on_ray, local.set_index("file_name"))
+
+
+def _wait_for_node(cluster, name: str) -> None:
+    """Until node `name` (started in a thread by an earlier test) has joined."""
+    deadline = time.monotonic() + NODE_START_TIMEOUT_S
+    while name not in cluster.nodes or "Ray runtime started" not in cluster.log(name):
+        assert time.monotonic() < deadline, f"ray node {name} did not join"
+        time.sleep(0.5)
+
+
+def test_a_standing_pool_loses_and_repeats_nothing_when_a_node_dies(tiny, cluster):
+    _wait_for_node(cluster, "node3")
+    files = _numbered_parts(tiny)
+    runs = {"classifier": tiny["classifier"], "autoencoder": tiny["autoencoder"]}
+    try:
+        rows = _kill_mid_run(cluster, "node3", "node4", files, pool="t-kill", **runs)
+    finally:
+        assert _pool_cli("--address", cluster.address, "--stop", "t-kill") == 0
+    on_pool = results_frame(row for _, row in rows).set_index("file_name")
+    assert list(on_pool.index) == [name for name, _ in files]
+    local = inspect_batch(files, tiny["classifier"], tiny["autoencoder"], batch_size=1)
+    assert_same_results(on_pool, local.set_index("file_name"))
 
 
 def test_without_ray_the_engine_names_the_extra(tiny, tmp_path, monkeypatch, capsys):
@@ -286,7 +390,7 @@ def test_ray_options_without_the_ray_engine_exit_2(tiny, tmp_path, capsys):
     args = ["--classifier", str(tiny["classifier"]), "--images", str(tiny["images"])]
     code = cli_main([*args, "--out", str(tmp_path / "r.csv"), "--workers", "2"])
     assert code == 2
-    assert "--address and --workers need --engine ray" in capsys.readouterr().err
+    assert "--address, --workers and --pool need --engine ray" in capsys.readouterr().err
     assert not (tmp_path / "r.csv").exists()
 
 
