@@ -39,6 +39,7 @@ from inspection.pipeline import (
     as_entry,
     iter_inspect,
 )
+from inspection.ray_cluster import RayEngineError, connect, import_ray
 from inspection.ray_pool import (
     DEFAULT_IDLE_MINUTES,
     check_pool_name,
@@ -48,16 +49,8 @@ from inspection.ray_pool import (
 )
 from store import Run, load_run
 
-RAY_MISSING = "the ray engine needs Ray Data: pip install -e '.[ray]' (or ray[data]==2.60.0)"
-# A local cluster (no --address) gets an object store of twice the run's image bytes (the
-# input blocks and the rows coming back), at least this much.
-LOCAL_OBJECT_STORE_BYTES = 200 * 1024 * 1024
 # How long the actor pool may take to start (TensorFlow import and model load per worker).
 ACTOR_START_TIMEOUT_S = 600
-
-
-class RayEngineError(InspectionError):
-    """Ray is missing, the cluster cannot be reached or the job failed."""
 
 
 @dataclass(frozen=True)
@@ -68,16 +61,6 @@ class BatchRecord:
     pid: int
     images: int
     seconds: float
-
-
-def import_ray() -> Any:
-    """The ray module, or a RayEngineError that says how to install it."""
-    try:
-        import ray
-        import ray.data  # noqa: F401
-    except ImportError as exc:
-        raise RayEngineError(RAY_MISSING) from exc
-    return ray
 
 
 class ScoreActor:
@@ -162,28 +145,6 @@ def _problem_row(
     return {"file_name": entry.name, "sha256": sha, "status": status, "error": error, **runs}
 
 
-def _connect(ray: Any, address: str | None, workers: int, input_bytes: int = 0) -> bool:
-    """Join the cluster at `address` or start a local one; True when this call started Ray."""
-    if ray.is_initialized():
-        return False
-    kwargs: dict[str, Any] = {"logging_level": "ERROR", "log_to_driver": False}
-    if address is None:
-        kwargs.update(
-            num_cpus=workers,
-            include_dashboard=False,
-            object_store_memory=max(LOCAL_OBJECT_STORE_BYTES, 2 * input_bytes),
-        )
-    try:
-        ray.init(address=address, **kwargs)
-    except (ConnectionError, RuntimeError, ValueError) as exc:
-        where = address or "a local cluster"
-        raise RayEngineError(
-            f"cannot connect to the Ray cluster at {where} ({exc}); start it with "
-            "`ray start --head` or pass --address auto|ray://HOST:10001"
-        ) from exc
-    return True
-
-
 def iter_inspect_ray(
     entries: Iterable[Any],
     classifier: str | Path | Run,
@@ -258,7 +219,7 @@ class _RayJob:
         inputs, rows, items = _screen_entries(entries, runs)
         if items:
             input_bytes = sum(len(item["data"]) for item in items)
-            started_ray = _connect(self.ray, self.address, self.workers, input_bytes)
+            started_ray = connect(self.ray, self.address, self.workers, input_bytes)
             try:
                 settled = len(inputs) - len(items)
                 score = self.score if self.pool is None else self.score_on_pool

@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from inspection.pipeline import Entry, InspectionError, Inspector, iter_inspect
+from inspection.ray_cluster import connect, import_ray
 from store import Run
 from store.cli_errors import cli_main
 
@@ -274,13 +275,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 @cli_main
 def main(argv: list[str] | None = None) -> int:
-    from inspection.ray_engine import _connect, import_ray
-
     args = build_parser().parse_args(argv)
     if args.stop is not None:
         check_pool_name(args.stop)
     ray = import_ray()
-    _connect(ray, args.address, 1)
+    connect(ray, args.address, 1)
     try:
         if args.list:
             pools = list_pools(ray)

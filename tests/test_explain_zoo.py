@@ -20,7 +20,7 @@ from explain.cams import normalize_maps
 from explain.layers import _graph, _node
 
 SIZE = 32
-N_LAYERS = 10
+N_LAYERS = 6
 FAMILIES = ("simple_cnn", "mobilenetv2", "efficientnetb0", "resnet50")
 LAYER_METHODS = ("gradcam", "gradcam++", "layercam", "scorecam")
 OPTIONS = {"scorecam": {"max_N": 2}, "smoothgrad": {"smooth_samples": 2}}

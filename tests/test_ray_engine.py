@@ -31,7 +31,8 @@ from test_inspection import build_tiny_runs
 from inspection import InspectionError, inspect_batch
 from inspection.__main__ import main as cli_main
 from inspection.pipeline import results_frame
-from inspection.ray_engine import RAY_MISSING, BatchRecord, iter_inspect_ray
+from inspection.ray_cluster import RAY_MISSING
+from inspection.ray_engine import BatchRecord, iter_inspect_ray
 from store.local_server import free_port
 from store.review import ReviewLog
 
