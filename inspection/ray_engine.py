@@ -220,10 +220,12 @@ class _RayJob:
         if items:
             input_bytes = sum(len(item["data"]) for item in items)
             started_ray = connect(self.ray, self.address, self.workers, input_bytes)
+            sink = _Sink(rows, records, progress, len(inputs) - len(items), len(inputs))
+            score = self.score if self.pool is None else self.score_on_pool
             try:
-                settled = len(inputs) - len(items)
-                score = self.score if self.pool is None else self.score_on_pool
-                rows.update(score(items, records, progress, settled, len(inputs)))
+                score(items, sink)
+            except self.ray.exceptions.RayError as exc:
+                raise RayEngineError(f"the Ray job failed: {str(exc).splitlines()[0]}") from exc
             finally:
                 if started_ray:
                     self.ray.shutdown()
@@ -236,15 +238,8 @@ class _RayJob:
         for index, entry in enumerate(inputs):
             yield entry, rows[index]
 
-    def score(
-        self,
-        items: list[dict[str, Any]],
-        records: list[BatchRecord] | None,
-        progress: Callable[[int, int | None], None] | None,
-        done: int,
-        total: int,
-    ) -> dict[int, dict[str, Any]]:
-        """index -> row for every work item, scored by an actor pool; retries count once."""
+    def score(self, items: list[dict[str, Any]], sink: _Sink) -> None:
+        """Every work item through a Ray Data actor pool started for this job."""
         ray = self.ray
         autoencoder = None if self.autoencoder is None else str(self.autoencoder.path.resolve())
         context = ray.data.DataContext.get_current()
@@ -268,68 +263,57 @@ class _RayJob:
             compute=ray.data.ActorPoolStrategy(size=self.workers),
             num_cpus=self.cpus_per_worker,
         )
-        rows: dict[int, dict[str, Any]] = {}
-        try:
-            for batch in scored.iter_batches(batch_size=None, batch_format="numpy"):
-                fresh = [i for i, index in enumerate(batch["index"]) if int(index) not in rows]
-                for i in fresh:
-                    rows[int(batch["index"][i])] = json.loads(batch["row"][i])
-                if records is not None and len(batch["index"]):
-                    _record(records, batch)
-                done += len(fresh)
-                if progress is not None:
-                    progress(done, total)
-        except ray.exceptions.RayError as exc:
-            raise RayEngineError(f"the Ray job failed: {str(exc).splitlines()[0]}") from exc
-        return rows
+        for batch in scored.iter_batches(batch_size=None, batch_format="numpy"):
+            pairs = zip(batch["index"], batch["row"], strict=True)
+            rows = [(int(index), json.loads(row)) for index, row in pairs]
+            sink.add(rows, _records(batch) if len(rows) else [])
 
-    def score_on_pool(
-        self,
-        items: list[dict[str, Any]],
-        records: list[BatchRecord] | None,
-        progress: Callable[[int, int | None], None] | None,
-        done: int,
-        total: int,
-    ) -> dict[int, dict[str, Any]]:
-        """index -> row for every work item, scored by the standing pool `self.pool`."""
-        ray = self.ray
+    def score_on_pool(self, items: list[dict[str, Any]], sink: _Sink) -> None:
+        """Every work item through the standing pool `self.pool` (inspection.ray_pool)."""
         config = pool_config(self.classifier, self.autoencoder, self.cam_method)
-        rows: dict[int, dict[str, Any]] = {}
+        handles = open_pool(
+            self.ray, self.pool, self.workers, config, self.cpus_per_worker, self.pool_idle_s
+        )
 
         def on_batch(result: dict[str, Any]) -> None:
-            nonlocal done
-            fresh = [(index, row) for index, row in result["rows"] if index not in rows]
-            rows.update(fresh)
-            if records is not None and result["rows"]:
-                records.append(
-                    BatchRecord(
-                        result["node_id"], result["pid"], len(result["rows"]), result["seconds"]
-                    )
-                )
-            done += len(fresh)
-            if progress is not None:
-                progress(done, total)
-
-        try:
-            handles = open_pool(
-                ray, self.pool, self.workers, config, self.cpus_per_worker, self.pool_idle_s
+            record = BatchRecord(
+                result["node_id"], result["pid"], len(result["rows"]), result["seconds"]
             )
-            score_on_pool(ray, handles, items, self.batch_size, on_batch)
-        except ray.exceptions.RayError as exc:
-            raise RayEngineError(f"the Ray job failed: {str(exc).splitlines()[0]}") from exc
-        return rows
+            sink.add(result["rows"], [record] if result["rows"] else [])
+
+        score_on_pool(self.ray, handles, items, self.batch_size, on_batch)
 
 
-def _record(records: list[BatchRecord], batch: dict[str, np.ndarray]) -> None:
+@dataclass
+class _Sink:
+    """Where scored rows go: the first row per input index counts (a retried batch's repeat
+    does not), with batch records and progress."""
+
+    rows: dict[int, dict[str, Any]]
+    records: list[BatchRecord] | None
+    progress: Callable[[int, int | None], None] | None
+    done: int
+    total: int
+
+    def add(self, rows: list[tuple[int, dict[str, Any]]], records: list[BatchRecord]) -> None:
+        fresh = {index: row for index, row in rows if index not in self.rows}
+        self.rows.update(fresh)
+        if self.records is not None:
+            self.records.extend(records)
+        self.done += len(fresh)
+        if self.progress is not None:
+            self.progress(self.done, self.total)
+
+
+def _records(batch: dict[str, np.ndarray]) -> list[BatchRecord]:
     """One BatchRecord per (pid, seconds) group in an output block (blocks may be merged)."""
-    seen = set()
+    seen: dict[tuple[str, int, float], BatchRecord] = {}
     for node, pid, n, seconds in zip(
         batch["node_id"], batch["pid"], batch["batch_images"], batch["batch_seconds"], strict=True
     ):
         key = (str(node), int(pid), float(seconds))
-        if key not in seen:
-            seen.add(key)
-            records.append(BatchRecord(str(node), int(pid), int(n), float(seconds)))
+        seen.setdefault(key, BatchRecord(str(node), int(pid), int(n), float(seconds)))
+    return list(seen.values())
 
 
 def batch_summary(records: list[BatchRecord]) -> str:
