@@ -6,6 +6,7 @@ these; Ray is imported only when a run starts, since it is an optional extra.
 
 from __future__ import annotations
 
+import socket
 from typing import Any
 
 from inspection.pipeline import InspectionError
@@ -41,6 +42,7 @@ def connect(ray: Any, address: str | None, workers: int, input_bytes: int = 0) -
             include_dashboard=False,
             object_store_memory=max(LOCAL_OBJECT_STORE_BYTES, 2 * input_bytes),
         )
+    _check_reachable(address)
     try:
         ray.init(address=address, **kwargs)
     except (ConnectionError, RuntimeError, ValueError) as exc:
@@ -50,3 +52,19 @@ def connect(ray: Any, address: str | None, workers: int, input_bytes: int = 0) -
             "`ray start --head` or pass --address auto|ray://HOST:10001"
         ) from exc
     return True
+
+
+def _check_reachable(address: str | None, timeout_s: float = 5.0) -> None:
+    """A HOST:PORT address must accept a connection within seconds; Ray itself waits minutes
+    for a head that is not there."""
+    if address is None or address == "auto" or "://" in address or ":" not in address:
+        return
+    host, _, port = address.rpartition(":")
+    try:
+        with socket.create_connection((host, int(port)), timeout=timeout_s):
+            pass
+    except (OSError, ValueError) as exc:
+        raise RayEngineError(
+            f"--address {address}: no Ray head answers there ({exc}); start it with "
+            "`ray start --head --port PORT` or pass --address auto|ray://HOST:10001"
+        ) from exc

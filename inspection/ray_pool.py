@@ -50,11 +50,11 @@ STALL_TIMEOUT_S = 600
 NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,39}")
 
 
-def check_pool_name(name: str) -> str:
-    """The name, or an InspectionError naming the rule."""
+def check_pool_name(name: str, option: str = "--pool") -> str:
+    """The name, or an InspectionError naming the option and the rule."""
     if not NAME_PATTERN.fullmatch(name):
         raise InspectionError(
-            f"--pool {name!r}: use 1-40 letters, digits, '_', '-' or '.', starting with a "
+            f"{option} {name!r}: use 1-40 letters, digits, '_', '-' or '.', starting with a "
             "letter or digit"
         )
     return name
@@ -277,7 +277,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.stop is not None:
-        check_pool_name(args.stop)
+        check_pool_name(args.stop, "--stop")
     ray = import_ray()
     connect(ray, args.address, 1)
     try:

@@ -412,3 +412,28 @@ def test_an_unknown_results_format_is_refused_before_scoring(tiny, tmp_path, cap
     args = ["--classifier", str(tiny["classifier"]), "--images", str(tiny["images"])]
     assert cli_main([*args, "--out", str(tmp_path / "r.xlsx")]) == 2
     assert "name the output .csv or .parquet" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("argv", "named"),
+    [
+        (["--address", "auto", "--stop", "a b"], "--stop 'a b'"),
+        (["--address", "127.0.0.1:1", "--list"], "--address 127.0.0.1:1"),
+    ],
+)
+def test_the_pool_cli_refuses_bad_input_in_one_line(argv, named, capsys):
+    assert _pool_cli(*argv) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    assert [line for line in err.splitlines() if "error:" in line] == [
+        next(line for line in err.splitlines() if named in line)
+    ]
+
+
+def test_an_address_where_no_head_answers_is_refused_at_once(tiny, tmp_path, capsys):
+    args = ["--classifier", str(tiny["classifier"]), "--images", str(tiny["images"])]
+    out = tmp_path / "r.csv"
+    code = cli_main([*args, "--out", str(out), "--engine", "ray", "--address", "127.0.0.1:1"])
+    assert code == 2
+    assert "--address 127.0.0.1:1: no Ray head answers there" in capsys.readouterr().err
+    assert not out.exists()
