@@ -32,6 +32,7 @@ from classification.operating_point import decide_classes
 from explain import cam_to_boxes, compute_cams
 from imaging import Preprocess, decode_image, read_file_bytes
 from imaging.screening import join_warnings, screen_image
+from inspection.errors import InspectionError
 from inspection.risk import anomaly_ratio, disagreement, risk_score
 from inspection.shared_pass import SharedPass
 from store import Run, load_run
@@ -65,10 +66,6 @@ RESULT_COLUMNS = [
     "warnings",
 ]
 Progress = Callable[[int, int | None], None]
-
-
-class InspectionError(ValueError):
-    """A run or an input the batch pipeline cannot use."""
 
 
 @dataclass

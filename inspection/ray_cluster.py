@@ -9,7 +9,7 @@ from __future__ import annotations
 import socket
 from typing import Any
 
-from inspection.pipeline import InspectionError
+from inspection.errors import InspectionError
 
 RAY_MISSING = "the ray engine needs Ray Data: pip install -e '.[ray]' (or ray[data]==2.60.0)"
 # A local cluster (no --address) gets an object store of twice the run's image bytes (the

@@ -35,7 +35,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from inspection.pipeline import Entry, InspectionError, Inspector, iter_inspect
+from inspection.errors import InspectionError
 from inspection.ray_cluster import connect, import_ray
 from store import Run
 from store.cli_errors import cli_main
@@ -84,6 +84,8 @@ class PoolWorker:
         import ray
         import tensorflow as tf
 
+        from inspection.pipeline import Inspector
+
         tf.config.threading.set_intra_op_parallelism_threads(threads)
         tf.config.threading.set_inter_op_parallelism_threads(threads)
         self.config = config
@@ -101,6 +103,8 @@ class PoolWorker:
         return {"config": self.config, "pid": os.getpid(), "node_id": self.node_id}
 
     def score(self, batch: list[tuple[int, str, bytes]]) -> dict[str, Any]:
+        from inspection.pipeline import Entry, iter_inspect
+
         self.busy = True
         started = time.perf_counter()
         try:
