@@ -32,6 +32,7 @@ from classification.samples import log_samples
 from classification.schedule import callbacks, learning_rate
 from classification.smalldata import (
     MIN_STEPS_PER_EPOCH,
+    SMALL_SET,
     EpochSelection,
     epoch_selection,
     small_set_recipe,
@@ -249,6 +250,7 @@ def train(config: TrainConfig, verbose: int | str = "auto") -> Path:
         write_run_info(run_dir, with_threshold(info, results.threshold))
         _print_summary(run_dir, results.report, fitted.seconds, len(fitted.history.epoch), verbose)
         _print_warnings(results.health.warnings)
+        _print_small_set_hint(len(data.train), transfer, config.weights, verbose)
         return run_dir
     except BaseException:
         # A run folder without run.json is debris: remove it so the name is free again.
@@ -423,6 +425,17 @@ def _print_summary(run_dir: Path, report: dict, seconds: float, epochs: int, ver
         return
     print(f"\nrun {run_dir.name}: {epochs} epochs in {seconds:.0f} s -> {run_dir}")
     print(format_report(report))
+
+
+def _print_small_set_hint(n_train: int, transfer: Any, weights: str, verbose) -> None:
+    """A small set trained from scratch: point at the route measured to work (issue #21)."""
+    if verbose == 0 or transfer or weights != "none" or n_train >= SMALL_SET:
+        return
+    print(
+        f"note: {n_train} training images from scratch; under {SMALL_SET} this recipe tends to "
+        "memorise them. --init-from RUN (a run on similar parts) is the measured fix: "
+        "docs/small-data.md"
+    )
 
 
 def _print_warnings(warnings: list[str]) -> None:

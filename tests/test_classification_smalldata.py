@@ -101,6 +101,8 @@ def test_large_sets_switched_off_or_flipping_recipes_are_left_alone(recipe, n_tr
 @pytest.mark.slow
 def test_run_json_records_the_recipe_and_a_clean_health(tiny_set, capsys):
     assert train_module.main(_argv(tiny_set, "--name", "clean", "--min-steps", "3")) == 0
+    out = capsys.readouterr().out
+    assert "training images from scratch" in out and "--init-from RUN" in out
     run = store.load_run("clean")
     assert run.info["steps_per_epoch"] == 3
     assert run.info["aug"] == "basic" and run.info["aug_effective"] == "basic+flips"
@@ -199,8 +201,9 @@ def test_init_from_refuses_another_model_family_or_a_missing_run(tiny_set, capsy
 
 
 @pytest.mark.slow
-def test_a_run_trained_from_another_records_it(tiny_set):
+def test_a_run_trained_from_another_records_it(tiny_set, capsys):
     _source_run()
     argv = _argv(tiny_set, "--init-from", "donor", "--name", "child", "--min-steps", "0")
     assert train_module.main(argv) == 0
+    assert "from scratch" not in capsys.readouterr().out
     assert store.load_run("child").info["init_from"]["run"] == "donor"
