@@ -323,7 +323,9 @@ def _kill_mid_run(cluster, victim: str, replacement: str, files, **options) -> l
     def start_replacement() -> None:
         try:
             cluster.start(replacement)
-        except RuntimeError as exc:  # torn down first when the run no longer needed it
+        # Torn down first when the run no longer needed it: the node fails to start, or its log
+        # folder is already gone.
+        except (RuntimeError, OSError) as exc:
             state[replacement] = str(exc)
 
     watchdog = threading.Timer(RUN_TIMEOUT_S, cluster.teardown)
