@@ -54,16 +54,37 @@ def connect(ray: Any, address: str | None, workers: int, input_bytes: int = 0) -
     return True
 
 
+def split_host_port(address: str) -> tuple[str, int]:
+    """HOST:PORT, with an IPv6 host in brackets ([::1]:6379), as (host, port).
+
+    ValueError when the port is not a number or an IPv6 host has no brackets."""
+    if address.startswith("["):
+        host, sep, port = address[1:].partition("]:")
+        if not sep:
+            raise ValueError("an IPv6 address needs its port after the brackets, e.g. [::1]:6379")
+    else:
+        host, _, port = address.rpartition(":")
+        if ":" in host:
+            raise ValueError("put an IPv6 host in brackets, e.g. [::1]:6379")
+    return host, int(port)
+
+
 def _check_reachable(address: str | None, timeout_s: float = 5.0) -> None:
     """A HOST:PORT address must accept a connection within seconds; Ray itself waits minutes
     for a head that is not there."""
     if address is None or address == "auto" or "://" in address or ":" not in address:
         return
-    host, _, port = address.rpartition(":")
     try:
-        with socket.create_connection((host, int(port)), timeout=timeout_s):
+        host, port = split_host_port(address)
+    except ValueError as exc:
+        raise RayEngineError(
+            f"--address {address}: not HOST:PORT ({exc}); pass --address HOST:PORT, "
+            "auto or ray://HOST:10001"
+        ) from exc
+    try:
+        with socket.create_connection((host, port), timeout=timeout_s):
             pass
-    except (OSError, ValueError) as exc:
+    except OSError as exc:
         raise RayEngineError(
             f"--address {address}: no Ray head answers there ({exc}); start it with "
             "`ray start --head --port PORT` or pass --address auto|ray://HOST:10001"

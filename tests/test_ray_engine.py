@@ -16,6 +16,7 @@ import re
 import secrets
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -31,7 +32,7 @@ from test_inspection import build_tiny_runs
 from inspection import InspectionError, inspect_batch
 from inspection.__main__ import main as cli_main
 from inspection.pipeline import results_frame
-from inspection.ray_cluster import RAY_MISSING
+from inspection.ray_cluster import RAY_MISSING, RayEngineError, _check_reachable, split_host_port
 from inspection.ray_engine import BatchRecord, iter_inspect_ray
 from store.local_server import free_port
 from store.review import ReviewLog
@@ -439,3 +440,40 @@ def test_an_address_where_no_head_answers_is_refused_at_once(tiny, tmp_path, cap
     assert code == 2
     assert "--address 127.0.0.1:1: no Ray head answers there" in capsys.readouterr().err
     assert not out.exists()
+
+
+@pytest.mark.parametrize(
+    ("address", "expected"),
+    [
+        ("127.0.0.1:6379", ("127.0.0.1", 6379)),
+        ("head.local:10001", ("head.local", 10001)),
+        ("[::1]:6379", ("::1", 6379)),
+        ("[fe80::1%eth0]:1", ("fe80::1%eth0", 1)),
+    ],
+)
+def test_head_addresses_split_into_host_and_port(address, expected):
+    assert split_host_port(address) == expected
+
+
+@pytest.mark.parametrize(
+    ("address", "reason"),
+    [("::1:6379", "brackets"), ("[::1]6379", "after the brackets"), ("127.0.0.1:x", "int")],
+)
+def test_a_malformed_head_address_is_named_with_the_fix(address, reason):
+    with pytest.raises(RayEngineError, match=r"not HOST:PORT") as err:
+        _check_reachable(address)
+    assert address in str(err.value) and reason in str(err.value)
+
+
+def test_a_bracketed_ipv6_head_is_reached_and_a_silent_one_refused():
+    try:
+        server = socket.socket(socket.AF_INET6)
+        server.bind(("::1", 0))
+    except OSError:
+        pytest.skip("this machine has no IPv6 loopback")
+    with server:
+        server.listen()
+        port = server.getsockname()[1]
+        _check_reachable(f"[::1]:{port}")  # a listening head: no error
+    with pytest.raises(RayEngineError, match=r"no Ray head answers there"):
+        _check_reachable(f"[::1]:{port}")  # closed now
