@@ -2,7 +2,8 @@
 
 Two symptoms of a model that will fail in use although its training curve looks fine:
 - collapse: in inference mode it answers (almost) one class for a validation set that holds
-  several;
+  several, either by its most probable class or at its operating point (the defect threshold
+  the app and the service decide with: a weak model's best F1 is often "everything defective");
 - mode gap: its inference-mode accuracy on the training images is far below the accuracy it
   reached on them in training mode (BatchNorm statistics or dropout behaving differently).
 `check_classifier` measures both and returns plain values and warning sentences, which train.py
@@ -16,6 +17,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+
+from classification.operating_point import defect_scores
 
 # Collapse: the most predicted class takes at least this share of the predictions ...
 COLLAPSE_SHARE = 0.95
@@ -81,6 +84,36 @@ def prediction_collapse(
     return checks, warning
 
 
+def operating_point_collapse(
+    y_true: Sequence[int] | np.ndarray,
+    probabilities: np.ndarray,
+    class_names: Sequence[str],
+    normal: str,
+    threshold: float,
+) -> tuple[dict[str, Any], str | None]:
+    """(check values, warning or None): does the run's defect threshold call (almost) every
+    validation image the same, good or defective, while the labels hold both?"""
+    truth = _as_labels(y_true, "y_true")
+    if normal not in class_names:
+        raise GuardError(f"normal class {normal!r} is not one of {list(class_names)}")
+    called = (defect_scores(probabilities, class_names, normal) >= threshold).astype(np.int64)
+    checks, _ = prediction_collapse(
+        (truth != list(class_names).index(normal)).astype(np.int64), called, ["good", "defective"]
+    )
+    checks = {"threshold": round(float(threshold), 6), **checks}
+    if not checks["collapsed"]:
+        return checks, None
+    side = "defective" if called.mean() >= 0.5 else "good"
+    share = float(np.mean(called == (side == "defective")))
+    true_share = checks["true_counts"][side] / len(truth)
+    return checks, (
+        f"at its operating point (defect threshold {threshold:.3g}) the run calls {share:.0%} of "
+        f"{len(truth)} validation images {side}, which is {true_share:.0%} of their labels: it "
+        "does not separate good from defective parts; train on more parts or start from a run "
+        "on similar parts (--init-from RUN, docs/small-data.md)"
+    )
+
+
 def mode_gap(
     inference_accuracy: float, training_mode_accuracy: float | None
 ) -> tuple[dict[str, Any], str | None]:
@@ -107,8 +140,12 @@ def check_classifier(
     train_probabilities: np.ndarray,
     class_names: Sequence[str],
     training_mode_accuracy: float | None,
+    *,
+    normal: str | None = None,
+    threshold: float | None = None,
 ) -> Health:
-    """Run both guards on inference-mode probabilities of the validation and training images."""
+    """Run the guards on inference-mode probabilities of the validation and training images;
+    with `normal` and `threshold` (the run's operating point) also the operating-point collapse."""
     health = Health()
     collapse, warning = prediction_collapse(
         val_true, np.asarray(val_probabilities).argmax(axis=1), class_names
@@ -116,6 +153,13 @@ def check_classifier(
     health.checks["validation"] = collapse
     if warning:
         health.warnings.append(warning)
+    if normal is not None and threshold is not None:
+        at_threshold, warning = operating_point_collapse(
+            val_true, val_probabilities, class_names, normal, threshold
+        )
+        health.checks["operating_point"] = at_threshold
+        if warning:
+            health.warnings.append(warning)
     train_true = _as_labels(train_true, "train_true")
     accuracy = float(np.mean(np.asarray(train_probabilities).argmax(axis=1) == train_true))
     gap, warning = mode_gap(accuracy, training_mode_accuracy)
@@ -143,12 +187,16 @@ def assess_classifier(
     class_names: Sequence[str],
     history: dict[str, list],
     kept_epoch: int | None,
+    *,
+    normal: str | None = None,
+    threshold: float | None = None,
 ) -> Health:
     """`check_classifier` on a trained model: inference-mode predictions of both data sets.
 
     `val_data` and `train_data` yield unaugmented batches in the order of the labels given;
     `history` is Keras' History.history and `kept_epoch` the (1-based) epoch whose weights the
-    model holds, whose logged training accuracy is the training-mode reference.
+    model holds, whose logged training accuracy is the training-mode reference. `normal` and
+    `threshold`: the run's good class and defect threshold, to check its operating point too.
     """
     return check_classifier(
         val_true,
@@ -157,4 +205,6 @@ def assess_classifier(
         model.predict(train_data, verbose=0),
         class_names,
         _training_mode_accuracy(history, kept_epoch),
+        normal=normal,
+        threshold=threshold,
     )

@@ -350,6 +350,8 @@ def _evaluate(model: Any, data: _Data, fitted: _Fitted, tracker: Any) -> _Result
         data.class_names,
         fitted.history.history,
         fitted.best_epoch,
+        normal=data.normal,
+        threshold=threshold["value"],
     )
     tracker.summary({f"test/{k}": v for k, v in summary.items() if v is not None})
     tracker.log_confusion_matrix(

@@ -16,6 +16,7 @@ from classification.guards import (
     assess_classifier,
     check_classifier,
     mode_gap,
+    operating_point_collapse,
     prediction_collapse,
 )
 from classification.models import build_model
@@ -81,6 +82,38 @@ def test_collapse_guard_stays_quiet_on_a_good_model():
     assert health.checks["validation"]["collapsed"] is False
     assert health.checks["train_accuracy_inference"] == pytest.approx(1.0)
     assert health.checks["mode_gap"] == pytest.approx(0.0)
+
+
+def test_a_threshold_that_calls_everything_defective_is_flagged():
+    """A model whose most probable class is right can still decide one way for every part at
+    its operating point: a weak model's best F1 is often "everything defective"."""
+    x, y = _bright_dark()
+    model = _brightness_model()  # argmax is perfect
+    history = {"accuracy": [1.0]}
+    health = assess_classifier(
+        model, x, y, x, y, CLASSES, history, 1, normal="ok_front", threshold=1e-12
+    )
+    assert health.checks["validation"]["collapsed"] is False
+    at_threshold = health.checks["operating_point"]
+    assert at_threshold["collapsed"] is True
+    assert at_threshold["predicted_counts"] == {"good": 0, "defective": 16}
+    assert at_threshold["true_counts"] == {"good": 8, "defective": 8}
+    (warning,) = health.warnings
+    assert "calls 100% of 16 validation images defective, which is 50% of their labels" in warning
+    assert "--init-from RUN" in warning
+    # the same model at a sensible threshold, and at one that calls everything good
+    assert assess_classifier(
+        model, x, y, x, y, CLASSES, history, 1, normal="ok_front", threshold=0.5
+    ).ok
+    checks, warning = operating_point_collapse(
+        y, model.predict(x, verbose=0), CLASSES, "ok_front", 1.1
+    )
+    assert checks["collapsed"] is True and "images good, which is 50%" in warning
+
+
+def test_operating_point_guard_names_an_unknown_normal_class():
+    with pytest.raises(GuardError, match="normal class 'good'"):
+        operating_point_collapse([0, 1], np.full((2, 2), 0.5), CLASSES, "good", 0.5)
 
 
 def test_a_set_that_really_is_one_class_is_not_a_collapse():

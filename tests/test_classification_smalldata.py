@@ -116,6 +116,11 @@ def test_run_json_records_the_recipe_and_a_clean_health(tiny_set, capsys):
         run.info["data"]["counts"]["val"].values()
     )
     assert 0.0 <= health["checks"]["train_accuracy_inference"] <= 1.0
+    at_threshold = health["checks"]["operating_point"]
+    assert at_threshold["threshold"] == pytest.approx(run.info["threshold"], abs=1e-6)
+    assert sum(at_threshold["predicted_counts"].values()) == sum(
+        run.info["data"]["counts"]["val"].values()
+    )
     json.dumps(run.info)  # plain JSON
 
 
