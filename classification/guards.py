@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from classification.operating_point import defect_scores
+from store.thresholds import decide
 
 # Collapse: the most predicted class takes at least this share of the predictions ...
 COLLAPSE_SHARE = 0.95
@@ -96,16 +97,16 @@ def operating_point_collapse(
     truth = _as_labels(y_true, "y_true")
     if normal not in class_names:
         raise GuardError(f"normal class {normal!r} is not one of {list(class_names)}")
-    called = (defect_scores(probabilities, class_names, normal) >= threshold).astype(np.int64)
+    called = decide(defect_scores(probabilities, class_names, normal), threshold).astype(np.int64)
     checks, _ = prediction_collapse(
         (truth != list(class_names).index(normal)).astype(np.int64), called, ["good", "defective"]
     )
     checks = {"threshold": round(float(threshold), 6), **checks}
     if not checks["collapsed"]:
         return checks, None
-    side = "defective" if called.mean() >= 0.5 else "good"
-    share = float(np.mean(called == (side == "defective")))
-    true_share = checks["true_counts"][side] / len(truth)
+    counts = checks["predicted_counts"]
+    side = max(counts, key=counts.get)
+    share, true_share = counts[side] / len(truth), checks["true_counts"][side] / len(truth)
     return checks, (
         f"at its operating point (defect threshold {threshold:.3g}) the run calls {share:.0%} of "
         f"{len(truth)} validation images {side}, which is {true_share:.0%} of their labels: it "
