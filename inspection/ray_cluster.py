@@ -66,6 +66,8 @@ def split_host_port(address: str) -> tuple[str, int]:
         host, _, port = address.rpartition(":")
         if ":" in host:
             raise ValueError("put an IPv6 host in brackets, e.g. [::1]:6379")
+    if not port.isdigit():
+        raise ValueError(f"port {port!r} is not a number")
     return host, int(port)
 
 

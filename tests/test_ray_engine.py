@@ -457,7 +457,11 @@ def test_head_addresses_split_into_host_and_port(address, expected):
 
 @pytest.mark.parametrize(
     ("address", "reason"),
-    [("::1:6379", "brackets"), ("[::1]6379", "after the brackets"), ("127.0.0.1:x", "int")],
+    [
+        ("::1:6379", "brackets"),
+        ("[::1]6379", "after the brackets"),
+        ("127.0.0.1:x", "port 'x' is not a number"),
+    ],
 )
 def test_a_malformed_head_address_is_named_with_the_fix(address, reason):
     with pytest.raises(RayEngineError, match=r"not HOST:PORT") as err:
