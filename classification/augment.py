@@ -75,6 +75,32 @@ class Recipe:
 
         return augment
 
+    def pair_augmenter(self) -> Augmenter:
+        """`augment(u8, mask, rng) -> (u8, mask)`: one draw for an image and its defect mask.
+
+        Geometric transforms (flips, quarter turns) move the mask with the image; the others
+        (noise, blur, CLAHE) change the image only. Without transforms both come back as given.
+        """
+        local = threading.local()
+
+        def augment(
+            image: np.ndarray, mask: np.ndarray, rng: np.random.Generator
+        ) -> tuple[np.ndarray, np.ndarray]:
+            if not self.transforms():
+                return image, mask
+            if not hasattr(local, "compose"):
+                local.compose = A.Compose(self.transforms())
+            compose = local.compose
+            compose.set_random_seed(int(rng.integers(2**31)))
+            gray = _as_u8(image).ndim == 2
+            rgb = cv2.cvtColor(image, cv2.COLOR_GRAY2RGB) if gray else image
+            out = compose(image=rgb, mask=mask)
+            pixels = _keep_shape(out["image"], image.shape)
+            out_mask = _keep_shape(out["mask"], mask.shape)
+            return (cv2.cvtColor(pixels, cv2.COLOR_RGB2GRAY) if gray else pixels), out_mask
+
+        return augment
+
     def transform(self, image: np.ndarray, rng: int | np.random.Generator | None = None):
         """Apply one random draw to a prepared uint8 image (for previews and tests)."""
         augment = self.augmenter()

@@ -152,6 +152,7 @@ def make_tf_dataset(
     augment: Augment | None = None,
     cache: bool = True,
     workers: int | None = None,
+    masks: np.ndarray | None = None,
 ) -> tf.data.Dataset:
     """The one tf.data input pipeline for training and evaluation.
 
@@ -159,6 +160,10 @@ def make_tf_dataset(
     `augment` is `augment(u8) -> u8` or `augment(u8, rng) -> u8` on uint8 (H, W[, 3]); the
     second form gets a numpy Generator seeded per element from `seed`, so augmentation is
     reproducible run to run while differing from epoch to epoch.
+
+    masks: uint8 (N, H, W) at the prepared size, one per path (defect masks for mask
+    supervision, classification.masksup). Elements are then (image, (label, mask)), and
+    `augment` must be `augment(u8, mask, rng) -> (u8, mask)` so both get the same draw.
     """
     import tensorflow as tf
 
@@ -169,23 +174,26 @@ def make_tf_dataset(
         raise DatasetError(f"batch_size must be at least 1, got {batch_size}")
     label_array = None if labels is None else _check_labels(labels, len(paths))
     size = preprocess.prepared_shape
+    if masks is not None:
+        masks = _check_masks(masks, label_array, size)
 
     if cache:
         images = tf.data.Dataset.from_tensor_slices(prepare_cache(paths, preprocess, workers))
     else:
         images = tf.data.Dataset.from_tensor_slices(paths)
-    ds = (
-        images
-        if label_array is None
-        else tf.data.Dataset.zip((images, tf.data.Dataset.from_tensor_slices(label_array)))
-    )
+    targets = None if label_array is None else tf.data.Dataset.from_tensor_slices(label_array)
+    if masks is not None:
+        targets = tf.data.Dataset.zip((targets, tf.data.Dataset.from_tensor_slices(masks)))
+    ds = images if targets is None else tf.data.Dataset.zip((images, targets))
     if shuffle:
         ds = ds.shuffle(len(paths), seed=seed, reshuffle_each_iteration=True)
 
     labelled = label_array is not None
     if not cache:
         ds = _decoded(ds, preprocess, labelled)
-    if augment is not None:
+    if augment is not None and masks is not None:
+        ds = _augmented_pairs(ds, augment, size, seed)
+    elif augment is not None:
         ds = _augmented(ds, _checked_augment(augment, size), size, seed, labelled)
     ds = _normalized_batches(ds, batch_size, size, labelled)
     return ds.prefetch(tf.data.AUTOTUNE)
@@ -233,6 +241,47 @@ def _augmented(
         lambda xy, s: (augmented(xy[0], s), xy[1]),
         num_parallel_calls=tf.data.AUTOTUNE,
         deterministic=True,
+    )
+
+
+def _check_masks(masks: Any, labels: np.ndarray | None, size: tuple[int, ...]) -> np.ndarray:
+    masks = np.asarray(masks)
+    if labels is None:
+        raise DatasetError("masks need labels: pass the class index of every image")
+    if masks.dtype != np.uint8 or masks.shape != (len(labels), *size[:2]):
+        raise DatasetError(
+            f"masks must be uint8 {(len(labels), *size[:2])} (one per image, prepared size), "
+            f"got {masks.dtype} {masks.shape}"
+        )
+    return masks
+
+
+def _augmented_pairs(
+    ds: tf.data.Dataset, augment: Augment, size: tuple[int, ...], seed: int
+) -> tf.data.Dataset:
+    """(image, (label, mask)) elements with image and mask augmented by one draw."""
+    import tensorflow as tf
+
+    seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True)
+    mask_shape = size[:2]
+
+    def run(u8: np.ndarray, mask: np.ndarray, element_seed: np.ndarray):
+        image, out_mask = augment(u8, mask, np.random.default_rng(int(element_seed)))
+        image, out_mask = np.asarray(image), np.asarray(out_mask)
+        if image.dtype != np.uint8 or image.shape != size or out_mask.shape != mask_shape:
+            raise ValueError(
+                f"augment must return uint8 {size} and a {mask_shape} mask, "
+                f"got {image.dtype} {image.shape} and {out_mask.shape}"
+            )
+        return image, out_mask.astype(np.uint8)
+
+    def augmented(element, element_seed):
+        u8, (label, mask) = element
+        image, out_mask = tf.numpy_function(run, [u8, mask, element_seed], [tf.uint8, tf.uint8])
+        return tf.ensure_shape(image, size), (label, tf.ensure_shape(out_mask, mask_shape))
+
+    return tf.data.Dataset.zip((ds, seeds)).map(
+        augmented, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True
     )
 
 
