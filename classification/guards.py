@@ -110,8 +110,8 @@ def operating_point_collapse(
     return checks, (
         f"at its operating point (defect threshold {threshold:.3g}) the run calls {share:.0%} of "
         f"{len(truth)} validation images {side}, which is {true_share:.0%} of their labels: it "
-        "does not separate good from defective parts; train on more parts or start from a run "
-        "on similar parts (--init-from RUN, docs/small-data.md)"
+        "does not separate good from defective parts; train on more parts, add defect masks "
+        "(--masks) or start from a run on similar parts (--init-from RUN, docs/small-data.md)"
     )
 
 

@@ -73,6 +73,15 @@ def build_parser() -> argparse.ArgumentParser:
         "added to a recipe without them; off: train the recipe as named",
         choices=("auto", "off"),
     )
+    option(
+        p,
+        d,
+        "--masks",
+        "defect masks as a second training signal (docs/small-data.md): auto: on for a "
+        "training set under 500 images with at least 8 masked defects; on: whenever the data "
+        "has masks; off: labels only",
+        choices=("auto", "on", "off"),
+    )
     p.add_argument(
         "--init-from",
         metavar="RUN",

@@ -19,6 +19,17 @@ from classification.augment import Recipe, get_recipe
 from classification.batchnorm import recalibrate_batchnorm
 from classification.evaluation import summary_of
 from classification.guards import assess_classifier
+from classification.masksup import (
+    MASK_WEIGHT,
+    MaskPlan,
+    grid_targets,
+    mask_loss,
+    plan_mask_supervision,
+    prepare_masks,
+    rename_logs_callback,
+    weighted_class_loss,
+    with_mask_head,
+)
 from classification.metrics import classification_report, format_report
 from classification.models import build_model, cam_layer_name
 from classification.operating_point import (
@@ -78,6 +89,7 @@ class TrainConfig:
     threshold: str = DEFAULT_POLICY
     min_steps: int = MIN_STEPS_PER_EPOCH
     small_data: str = "auto"
+    masks: str = "auto"
     init_from: str | None = None
     jit_compile: bool = False
     # Skips tracing the train step: slower per step, but far quicker for tiny smoke runs of the
@@ -101,19 +113,20 @@ def _class_setup(spec: Any) -> tuple[list[str], str]:
     return class_names, str(normal)
 
 
-def _fit_data(config: TrainConfig, train_items: Any, dataset: Any) -> tuple[Any, int, Any, Any]:
-    """(training data, steps per epoch, plain frame, plain data) for fit.
+def _fit_data(config: TrainConfig, train_items: Any, dataset: Any) -> tuple[Any, int, Any]:
+    """(training data, steps per epoch, plain frame) for fit.
 
-    The training data repeats so an epoch has the recipe's steps (classification.smalldata).
-    The plain data are the unaugmented training images in a fixed random order, for BatchNorm
-    re-estimation and the guards: re-estimation reads the first batches, which must not all be
-    of one class (class folders come sorted).
+    `dataset(frame, train_split)` makes the batches. The training data repeats so an epoch has
+    the recipe's steps (classification.smalldata). The plain frame is the training items in a
+    fixed random order, whose unaugmented batches serve BatchNorm re-estimation and the guards:
+    re-estimation reads the first batches, which must not all be of one class (class folders
+    come sorted).
     """
     train_data, steps = training_data(
         lambda: dataset(train_items, True), len(train_items), config.batch_size, config.min_steps
     )
     plain_frame = train_items.sample(frac=1.0, random_state=config.seed)
-    return train_data, steps, plain_frame, dataset(plain_frame, False)
+    return train_data, steps, plain_frame
 
 
 def _class_weights(labels: np.ndarray, num_classes: int) -> dict[int, float]:
@@ -158,6 +171,7 @@ class _Data:
     split_notes: list[str]
     recipe: Recipe
     preprocess: Any
+    mask_plan: MaskPlan | None = None
 
     def labels(self, frame: Any) -> np.ndarray:
         return np.array([self.class_names.index(c) for c in frame.label], dtype=np.int64)
@@ -177,6 +191,23 @@ class _Data:
             augment=self.recipe.augmenter(config.seed) if train_split else None,
         )
 
+    def mask_dataset(self, frame: Any, train_split: bool, grid: tuple[int, int]) -> Any:
+        """Batches of (image, (label, mask target on `grid`)) for mask supervision."""
+        from imaging import make_tf_dataset
+
+        config = self.config
+        ds = make_tf_dataset(
+            list(frame.path),
+            self.labels(frame),
+            self.preprocess,
+            batch_size=config.batch_size,
+            shuffle=train_split,
+            seed=config.seed,
+            augment=self.recipe.pair_augmenter() if train_split else None,
+            masks=prepare_masks(frame, self.normal, self.preprocess),
+        )
+        return ds.map(lambda x, y: (x, (y[0], grid_targets(y[1], grid))))
+
 
 def _load_data(config: TrainConfig) -> _Data:
     """Check the options, find the data set, split it and settle recipe and preprocessing."""
@@ -195,6 +226,10 @@ def _load_data(config: TrainConfig) -> _Data:
     train_items, val_items, test_items = (spec.split(s) for s in ("train", "val", "test"))
     recipe, small_note = small_set_recipe(recipe, len(train_items), config.small_data == "auto")
     split_notes += [small_note] if small_note else []
+    mask_plan, mask_note = plan_mask_supervision(
+        train_items, normal, config.masks, cam_layer_name(config.model), str(spec.root)
+    )
+    split_notes += [mask_note] if mask_note else []
     preprocess = Preprocess(size=config.img_size, color=config.color, **recipe.preprocess_overrides)
     return _Data(
         config,
@@ -207,6 +242,7 @@ def _load_data(config: TrainConfig) -> _Data:
         split_notes,
         recipe,
         preprocess,
+        mask_plan,
     )
 
 
@@ -250,7 +286,8 @@ def train(config: TrainConfig, verbose: int | str = "auto") -> Path:
         write_run_info(run_dir, with_threshold(info, results.threshold))
         _print_summary(run_dir, results.report, fitted.seconds, len(fitted.history.epoch), verbose)
         _print_warnings(results.health.warnings)
-        _print_small_set_hint(len(data.train), transfer, config.weights, verbose)
+        if data.mask_plan is None:
+            _print_small_set_hint(len(data.train), transfer, config.weights, verbose)
         return run_dir
     except BaseException:
         # A run folder without run.json is debris: remove it so the name is free again.
@@ -274,6 +311,7 @@ class _Fitted:
     class_weight: dict[int, float]
     plain_frame: Any
     plain_train: Any
+    mask_supervision: dict[str, Any] | None = None
 
 
 def _fit(model: Any, data: _Data, run_dir: Path, tracker: Any, verbose: int | str) -> _Fitted:
@@ -281,37 +319,63 @@ def _fit(model: Any, data: _Data, run_dir: Path, tracker: Any, verbose: int | st
     import keras
 
     config = data.config
-    train_data, steps, plain_frame, plain_train = _fit_data(config, data.train, data.dataset)
-    selection = epoch_selection(len(data.val))
-    model.compile(
-        optimizer=keras.optimizers.Adam(
-            learning_rate(config.schedule, config.lr, config.epochs, steps)
-        ),
-        loss="sparse_categorical_crossentropy",
-        metrics=["accuracy"],
-        jit_compile=config.jit_compile,
-        run_eagerly=config.run_eagerly,
-    )
     class_weight = _class_weights(data.labels(data.train), len(data.class_names))
+    trained, grid = (model, None)
+    if data.mask_plan is not None:
+        # The classifier plus a mask head on its CAM layer; `model` shares its weights.
+        trained, grid = with_mask_head(model, data.mask_plan.layer)
+
+    def dataset(frame: Any, train_split: bool) -> Any:
+        if grid is None:
+            return data.dataset(frame, train_split)
+        return data.mask_dataset(frame, train_split, grid)
+
+    train_data, steps, plain_frame = _fit_data(config, data.train, dataset)
+    plain_train = data.dataset(plain_frame, False)
+    selection = epoch_selection(len(data.val))
+    optimizer = keras.optimizers.Adam(
+        learning_rate(config.schedule, config.lr, config.epochs, steps)
+    )
+    compiled = {"jit_compile": config.jit_compile, "run_eagerly": config.run_eagerly}
+    if grid is None:
+        trained.compile(
+            optimizer, "sparse_categorical_crossentropy", metrics=["accuracy"], **compiled
+        )
+    else:
+        trained.compile(
+            optimizer,
+            [weighted_class_loss(class_weight), mask_loss],
+            loss_weights=[1.0, MASK_WEIGHT],
+            metrics=[["accuracy"], []],
+            **compiled,
+        )
     log.info("run %s: %s", run_dir.name, data.spec.counts())
+    chosen = callbacks(run_dir, config.patience, config.schedule, tracker, plain_train, selection)
     started = time.perf_counter()
-    history = model.fit(
+    history = trained.fit(
         train_data,
-        validation_data=data.dataset(data.val, False),
+        validation_data=dataset(data.val, False),
         epochs=config.epochs,
         steps_per_epoch=steps,
-        class_weight=class_weight,
-        callbacks=callbacks(
-            run_dir, config.patience, config.schedule, tracker, plain_train, selection
-        ),
+        class_weight=class_weight if grid is None else None,  # else inside the loss
+        callbacks=chosen if grid is None else [rename_logs_callback(), *chosen],
         verbose=verbose,
         shuffle=False,  # the tf.data pipeline shuffles, seeded
     )
     seconds = time.perf_counter() - started
     recalibrate_batchnorm(model, plain_train)
     best_epoch = selection.kept_epoch(history.history.get("val_loss", []), len(history.epoch))
+    record = None if grid is None else data.mask_plan.record(grid)
     return _Fitted(
-        history, seconds, steps, selection, best_epoch, class_weight, plain_frame, plain_train
+        history,
+        seconds,
+        steps,
+        selection,
+        best_epoch,
+        class_weight,
+        plain_frame,
+        plain_train,
+        record,
     )
 
 
@@ -406,6 +470,7 @@ def _run_info(
         "schedule": config.schedule,
         "weights": config.weights,
         "init_from": transfer,
+        "mask_supervision": fitted.mask_supervision,
         "alpha": config.alpha,
         "val_split": config.val_split,
         "class_weight": {class_names[i]: w for i, w in fitted.class_weight.items()},
@@ -430,13 +495,14 @@ def _print_summary(run_dir: Path, report: dict, seconds: float, epochs: int, ver
 
 
 def _print_small_set_hint(n_train: int, transfer: Any, weights: str, verbose) -> None:
-    """A small set trained from scratch: point at the route measured to work (issue #21)."""
+    """A small set trained from scratch on labels alone: point at the routes measured to work
+    (issue #21)."""
     if verbose == 0 or transfer or weights != "none" or n_train >= SMALL_SET:
         return
     print(
-        f"note: {n_train} training images from scratch; under {SMALL_SET} this recipe tends to "
-        "memorise them. --init-from RUN (a run on similar parts) is the measured fix: "
-        "docs/small-data.md"
+        f"note: {n_train} training images from scratch, labels only; under {SMALL_SET} this "
+        "recipe tends to memorise them. Defect masks (mask supervision, --masks) or "
+        "--init-from RUN (a run on similar parts) are the measured fixes: docs/small-data.md"
     )
 
 
