@@ -103,9 +103,11 @@ study: install
 	$(PY) -m explain.study --data data/casting --runs $(addprefix weights/demo_,$(DEMO_RECIPES)) \
 		weights/study/study_* --cache weights/study/measured --out weights/heatmap_study.json
 
-# Demo recipe on 120 ... 1,920 synthetic parts, 3 seeds (hours on 2 cores; resumes if stopped).
+# Demo recipe on 120 ... 1,920 synthetic parts, 3 seeds, on labels alone and with mask
+# supervision where train.py adds it (hours on 2 cores; resumes if stopped).
 learning-curve: install
-	$(PY) benchmarks/learning_curve.py
+	$(PY) benchmarks/learning_curve.py --masks off
+	$(PY) benchmarks/learning_curve.py --masks auto --sizes 120 240 480
 
 clean-data:
 	rm -rf data

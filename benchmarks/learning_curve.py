@@ -2,12 +2,15 @@
 
 Each point generates a synthetic casting set of N parts (seed = the run's seed) and trains the
 demo recipe on it (simple_cnn, flip, 160 px, 20 epochs, cosine schedule) with the small-data
-rules of classification.smalldata, then reads the test accuracy. Every finished run is appended
-to the JSON at once, and a run already there is not trained again, so an interrupted curve
-resumes where it stopped. Prints a table (mean, spread per size), draws the curve as a PNG, and
-states the machine load before and after.
+rules of classification.smalldata, then reads the test accuracy. `--masks off` trains on the
+labels alone; `--masks auto` (train.py's default) adds mask supervision where train.py does
+(under 500 training images; classification.masksup). Every finished run is appended to the JSON
+at once, and a run already there (same size, seed and --masks) is not trained again, so an
+interrupted curve resumes where it stopped. Prints a table (mean, spread per size and --masks),
+draws the curves as a PNG, and states the machine load before and after.
 
-    python benchmarks/learning_curve.py                       # 120 ... 1,920 parts, 3 seeds
+    python benchmarks/learning_curve.py --masks off            # 120 ... 1,920 parts, 3 seeds
+    python benchmarks/learning_curve.py --masks auto --sizes 120 240 480
     python benchmarks/learning_curve.py --sizes 120 240 --seeds 0 --epochs 10
 """
 
@@ -48,6 +51,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--epochs", type=int, default=20)
     parser.add_argument("--img-size", type=int, default=RECIPE["img_size"])
     parser.add_argument("--min-steps", type=int, help="override the small-data minimum steps")
+    parser.add_argument(
+        "--masks",
+        choices=("auto", "off"),
+        default="auto",
+        help="train.py's --masks: auto adds mask supervision under 500 training images",
+    )
     parser.add_argument("--data-root", type=Path, help="where the sets go (default: a temp dir)")
     parser.add_argument("--out", type=Path, default=RESULTS)
     parser.add_argument("--plot", type=Path, default=PLOT)
@@ -66,22 +75,31 @@ def _save(path: Path, results: dict) -> None:
     path.write_text(json.dumps(results, indent=2) + "\n")
 
 
+def masks_option(run: dict) -> str:
+    """The --masks a row was trained with; rows from before mask supervision trained on labels."""
+    return run.get("masks", "off")
+
+
 def summarize(runs: list[dict]) -> list[dict]:
-    """Mean, sample standard deviation, min and max of test accuracy per size."""
+    """Mean, sample standard deviation, min and max of test accuracy per --masks and size."""
     rows = []
-    for size in sorted({r["parts"] for r in runs}):
-        accs = [r["test_accuracy"] for r in runs if r["parts"] == size]
-        rows.append(
-            {
-                "parts": size,
-                "runs": len(accs),
-                "mean": round(statistics.fmean(accs), 4),
-                "std": round(statistics.stdev(accs), 4) if len(accs) > 1 else None,
-                "min": round(min(accs), 4),
-                "max": round(max(accs), 4),
-                "flagged": sum(1 for r in runs if r["parts"] == size and r["warnings"]),
-            }
-        )
+    for masks in sorted({masks_option(r) for r in runs}, key=("off", "auto").index):
+        group = [r for r in runs if masks_option(r) == masks]
+        for size in sorted({r["parts"] for r in group}):
+            at_size = [r for r in group if r["parts"] == size]
+            accs = [r["test_accuracy"] for r in at_size]
+            rows.append(
+                {
+                    "masks": masks,
+                    "parts": size,
+                    "runs": len(accs),
+                    "mean": round(statistics.fmean(accs), 4),
+                    "std": round(statistics.stdev(accs), 4) if len(accs) > 1 else None,
+                    "min": round(min(accs), 4),
+                    "max": round(max(accs), 4),
+                    "flagged": sum(1 for r in at_size if r["warnings"]),
+                }
+            )
     return rows
 
 
@@ -103,7 +121,8 @@ def train_point(parts: int, seed: int, args: argparse.Namespace, data_root: Path
         epochs=args.epochs,
         schedule=RECIPE["schedule"],
         seed=seed,
-        name=f"lc_{parts}_{seed}",
+        name=f"lc_{parts}_{seed}_{args.masks}",
+        masks=args.masks,
         **extra,
     )
     run = load_run(train(config, verbose=0))
@@ -111,6 +130,8 @@ def train_point(parts: int, seed: int, args: argparse.Namespace, data_root: Path
     return {
         "parts": parts,
         "seed": seed,
+        "masks": args.masks,
+        "mask_supervised": info.get("mask_supervision") is not None,
         "train_images": sum(info["data"]["counts"]["train"].values()),
         "test_images": sum(info["data"]["counts"]["test"].values()),
         "test_accuracy": round(float(info["summary"]["accuracy"]), 4),
@@ -121,11 +142,15 @@ def train_point(parts: int, seed: int, args: argparse.Namespace, data_root: Path
     }
 
 
+SERIES = {"off": ("labels only", (180, 110, 30)), "auto": ("with masks (auto)", (40, 140, 40))}
+
+
 def draw(summary: list[dict], path: Path, title: str) -> None:
-    """Mean test accuracy (dots) and min-max spread (bars) against parts, log-scaled x."""
+    """Mean test accuracy (dots) and min-max spread (bars) against parts, log-scaled x; one
+    curve per --masks (blue: labels only, green: with mask supervision where auto applies)."""
     width, height, left, right, top, bottom = 720, 420, 80, 30, 50, 60
     img = np.full((height, width, 3), 255, np.uint8)
-    sizes = [r["parts"] for r in summary]
+    sizes = sorted({r["parts"] for r in summary})
     lo, hi = np.log2(min(sizes) / 1.3), np.log2(max(sizes) * 1.3)
 
     def x_of(parts: float) -> int:
@@ -144,13 +169,20 @@ def draw(summary: list[dict], path: Path, title: str) -> None:
         img, "synthetic parts (log scale)", (width // 2 - 110, height - 15), font, 0.5, ink, 1
     )
     cv2.putText(img, title, (left, 30), font, 0.55, ink, 1)
-    points = [(x_of(r["parts"]), y_of(r["mean"])) for r in summary]
-    for a, b in zip(points, points[1:], strict=False):
-        cv2.line(img, a, b, (180, 110, 30), 2, cv2.LINE_AA)
-    for r, (x, y) in zip(summary, points, strict=True):
-        cv2.line(img, (x, y_of(r["min"])), (x, y_of(r["max"])), (180, 110, 30), 1, cv2.LINE_AA)
-        cv2.circle(img, (x, y), 5, (180, 110, 30), -1, cv2.LINE_AA)
-        cv2.putText(img, f"{r['mean']:.2f}", (x + 8, y - 8), font, 0.45, ink, 1)
+    for i, (masks, (label, colour)) in enumerate(SERIES.items()):
+        rows = [r for r in summary if r.get("masks", "off") == masks]
+        if not rows:
+            continue
+        cv2.line(img, (left + 10, top + 12 + 18 * i), (left + 40, top + 12 + 18 * i), colour, 2)
+        cv2.putText(img, label, (left + 48, top + 17 + 18 * i), font, 0.45, ink, 1)
+        points = [(x_of(r["parts"]), y_of(r["mean"])) for r in rows]
+        for a, b in zip(points, points[1:], strict=False):
+            cv2.line(img, a, b, colour, 2, cv2.LINE_AA)
+        for r, (x, y) in zip(rows, points, strict=True):
+            cv2.line(img, (x, y_of(r["min"])), (x, y_of(r["max"])), colour, 1, cv2.LINE_AA)
+            cv2.circle(img, (x, y), 5, colour, -1, cv2.LINE_AA)
+            dy = -8 if masks == "off" else 18
+            cv2.putText(img, f"{r['mean']:.2f}", (x + 8, y + dy), font, 0.45, ink, 1)
     path.parent.mkdir(parents=True, exist_ok=True)
     if not cv2.imwrite(str(path), img):
         raise OSError(f"could not write {path}")
@@ -167,31 +199,33 @@ def main(argv: list[str] | None = None) -> int:
         recipe={**RECIPE, "img_size": args.img_size, "epochs": args.epochs},
         machine={"cpus": os.cpu_count(), "platform": platform.platform()},
     )
-    done = {(r["parts"], r["seed"]) for r in results["runs"]}
+    done = {(r["parts"], r["seed"], masks_option(r)) for r in results["runs"]}
     with tempfile.TemporaryDirectory(prefix="learning_curve_") as tmp:
         os.environ["DEFECTLENS_WEIGHTS"] = str(Path(tmp) / "weights")
         data_root = args.data_root or Path(tmp) / "data"
         for parts in args.sizes:
             large = parts >= args.large_from and args.large_seeds
             for seed in args.large_seeds if large else args.seeds:
-                if (parts, seed) in done:
+                if (parts, seed, args.masks) in done:
                     continue
                 row = train_point(parts, seed, args, data_root)
                 results["runs"].append(row)
                 _save(args.out, results)
                 print(
-                    f"{parts:>6} parts seed {seed}: test accuracy {row['test_accuracy']:.3f}",
+                    f"{parts:>6} parts seed {seed} --masks {args.masks}: "
+                    f"test accuracy {row['test_accuracy']:.3f}",
                     flush=True,
                 )
     results["load_average"] = {"before": load_before, "after": os.getloadavg()}
     _save(args.out, results)
     summary = results["summary"]
-    print(f"\n{'parts':>6} {'runs':>4} {'mean':>6} {'std':>6} {'min':>6} {'max':>6} flagged")
+    header = f"{'masks':>5} {'parts':>6} {'runs':>4} {'mean':>6} {'std':>6} {'min':>6} {'max':>6}"
+    print(f"\n{header} flagged")
     for r in summary:
         std = f"{r['std']:.3f}" if r["std"] is not None else "-"
         print(
-            f"{r['parts']:>6} {r['runs']:>4} {r['mean']:>6.3f} {std:>6} {r['min']:>6.3f} "
-            f"{r['max']:>6.3f} {r['flagged']:>7}"
+            f"{r['masks']:>5} {r['parts']:>6} {r['runs']:>4} {r['mean']:>6.3f} {std:>6} "
+            f"{r['min']:>6.3f} {r['max']:>6.3f} {r['flagged']:>7}"
         )
     print(f"load average before {load_before}, after {results['load_average']['after']}")
     if summary:
