@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pandas as pd
 import pytest
 from streamlit.testing.v1 import AppTest
 
@@ -30,6 +31,10 @@ def runs_on_disk():
         info["summary"] = {"accuracy": {"collapsed": 0.57, "sound": 0.95, "older": 0.9}[name]}
         if health is not None:
             info["health"] = health
+        if name == "sound":
+            info["mask_supervision"] = {"masked": 92, "layer": "last_conv", "grid": [16, 16]}
+        elif name == "collapsed":
+            info["mask_supervision"] = None
         run_dir = store.create_run_dir(name)
         store.save_model(run_dir, model)  # pages that open a run load its model
         info.update(img_size=32, preprocess={"size": 32, "crop": 1.0, "clahe": False})
@@ -49,6 +54,10 @@ def test_experiments_marks_the_flagged_run_and_says_why(runs_on_disk):
     table = at.dataframe[0].value.set_index("run")
     assert table.loc["collapsed", "health"] == "⚠️ flagged"
     assert table.loc["sound", "health"] == "ok"
+    # How each run was trained: with defect masks, on labels alone, or from before --masks.
+    assert table.loc["sound", "masks"] == "92 masked, last_conv"
+    assert table.loc["collapsed", "masks"] == "labels only"
+    assert pd.isna(table.loc["older", "masks"])
     warnings = [w.value for w in at.warning if "is flagged" in w.value]
     assert len(warnings) == 1
     assert "collapsed" in warnings[0] and COLLAPSE in warnings[0]

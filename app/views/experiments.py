@@ -58,6 +58,9 @@ def _metrics_row(ref: RunRef) -> dict:
             )
         elif value is not None:
             row[key] = value
+    if "mask_supervision" in ref.info:  # classifier runs since mask supervision (issue #21)
+        masks = ref.info["mask_supervision"]
+        row["masks"] = f"{masks['masked']} masked, {masks['layer']}" if masks else "labels only"
     summary = ref.info.get("summary") or {}
     row.update({k: v for k, v in summary.items() if isinstance(v, int | float)})
     if ref.info.get("threshold") is not None:
