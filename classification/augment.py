@@ -60,18 +60,8 @@ class Recipe:
         local = threading.local()
 
         def augment(image: np.ndarray, rng: np.random.Generator | None = None) -> np.ndarray:
-            compose = stream
-            if rng is not None:
-                # One Compose per thread, reseeded per element: cheap and thread-safe.
-                if not hasattr(local, "compose"):
-                    local.compose = A.Compose(self.transforms())
-                compose = local.compose
-                compose.set_random_seed(int(rng.integers(2**31)))
-            # ISONoise only accepts 3 channels; the rest work the same on replicated grayscale.
-            gray = _as_u8(image).ndim == 2
-            rgb = cv2.cvtColor(image, cv2.COLOR_GRAY2RGB) if gray else image
-            out = _keep_shape(compose(image=rgb)["image"], image.shape)
-            return cv2.cvtColor(out, cv2.COLOR_RGB2GRAY) if gray else out
+            compose = stream if rng is None else _thread_compose(local, self.transforms, rng)
+            return _apply(compose, image)[0]
 
         return augment
 
@@ -88,16 +78,7 @@ class Recipe:
         ) -> tuple[np.ndarray, np.ndarray]:
             if not self.transforms():
                 return image, mask
-            if not hasattr(local, "compose"):
-                local.compose = A.Compose(self.transforms())
-            compose = local.compose
-            compose.set_random_seed(int(rng.integers(2**31)))
-            gray = _as_u8(image).ndim == 2
-            rgb = cv2.cvtColor(image, cv2.COLOR_GRAY2RGB) if gray else image
-            out = compose(image=rgb, mask=mask)
-            pixels = _keep_shape(out["image"], image.shape)
-            out_mask = _keep_shape(out["mask"], mask.shape)
-            return (cv2.cvtColor(pixels, cv2.COLOR_RGB2GRAY) if gray else pixels), out_mask
+            return _apply(_thread_compose(local, self.transforms, rng), image, mask)
 
         return augment
 
@@ -109,6 +90,29 @@ class Recipe:
         return augment(
             image, rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
         )
+
+
+def _thread_compose(
+    local: threading.local, transforms: Callable[[], list], rng: np.random.Generator
+) -> A.Compose:
+    """One Compose per thread, reseeded per element from `rng`: cheap and thread-safe."""
+    if not hasattr(local, "compose"):
+        local.compose = A.Compose(transforms())
+    local.compose.set_random_seed(int(rng.integers(2**31)))
+    return local.compose
+
+
+def _apply(
+    compose: A.Compose, image: np.ndarray, mask: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """(image, mask) after one draw of `compose`; the mask moves only with geometric transforms."""
+    # ISONoise only accepts 3 channels; the rest work the same on replicated grayscale.
+    gray = _as_u8(image).ndim == 2
+    rgb = cv2.cvtColor(image, cv2.COLOR_GRAY2RGB) if gray else image
+    out = compose(image=rgb) if mask is None else compose(image=rgb, mask=mask)
+    pixels = _keep_shape(out["image"], image.shape)
+    pixels = cv2.cvtColor(pixels, cv2.COLOR_RGB2GRAY) if gray else pixels
+    return pixels, None if mask is None else _keep_shape(out["mask"], mask.shape)
 
 
 def _as_u8(image: np.ndarray) -> np.ndarray:

@@ -176,26 +176,21 @@ class _Data:
     def labels(self, frame: Any) -> np.ndarray:
         return np.array([self.class_names.index(c) for c in frame.label], dtype=np.int64)
 
-    def dataset(self, frame: Any, train_split: bool) -> Any:
-        """Batches of (image, label) for `frame`; augmented and shuffled for training."""
+    def dataset(self, frame: Any, train_split: bool, grid: tuple[int, int] | None = None) -> Any:
+        """Batches of (image, label) for `frame`; augmented and shuffled for training.
+
+        With a mask `grid` (mask supervision): (image, (label, mask target on the grid)), image
+        and mask augmented by one draw.
+        """
         from imaging import make_tf_dataset
 
         config = self.config
-        return make_tf_dataset(
-            list(frame.path),
-            self.labels(frame),
-            self.preprocess,
-            batch_size=config.batch_size,
-            shuffle=train_split,
-            seed=config.seed,
-            augment=self.recipe.augmenter(config.seed) if train_split else None,
-        )
-
-    def mask_dataset(self, frame: Any, train_split: bool, grid: tuple[int, int]) -> Any:
-        """Batches of (image, (label, mask target on `grid`)) for mask supervision."""
-        from imaging import make_tf_dataset
-
-        config = self.config
+        if grid is None:
+            augment = self.recipe.augmenter(config.seed)
+            masks = None
+        else:
+            augment = self.recipe.pair_augmenter()
+            masks = prepare_masks(frame, self.normal, self.preprocess)
         ds = make_tf_dataset(
             list(frame.path),
             self.labels(frame),
@@ -203,9 +198,11 @@ class _Data:
             batch_size=config.batch_size,
             shuffle=train_split,
             seed=config.seed,
-            augment=self.recipe.pair_augmenter() if train_split else None,
-            masks=prepare_masks(frame, self.normal, self.preprocess),
+            augment=augment if train_split else None,
+            masks=masks,
         )
+        if grid is None:
+            return ds
         return ds.map(lambda x, y: (x, (y[0], grid_targets(y[1], grid))))
 
 
@@ -326,9 +323,7 @@ def _fit(model: Any, data: _Data, run_dir: Path, tracker: Any, verbose: int | st
         trained, grid = with_mask_head(model, data.mask_plan.layer)
 
     def dataset(frame: Any, train_split: bool) -> Any:
-        if grid is None:
-            return data.dataset(frame, train_split)
-        return data.mask_dataset(frame, train_split, grid)
+        return data.dataset(frame, train_split, grid)
 
     train_data, steps, plain_frame = _fit_data(config, data.train, dataset)
     plain_train = data.dataset(plain_frame, False)
