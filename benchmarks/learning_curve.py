@@ -173,8 +173,10 @@ def draw(summary: list[dict], path: Path, title: str) -> None:
         rows = [r for r in summary if r.get("masks", "off") == masks]
         if not rows:
             continue
-        cv2.line(img, (left + 10, top + 12 + 18 * i), (left + 40, top + 12 + 18 * i), colour, 2)
-        cv2.putText(img, label, (left + 48, top + 17 + 18 * i), font, 0.45, ink, 1)
+        # legend bottom right: the curves rise to the top left, the corner stays free
+        key_x, key_y = width - right - 200, height - bottom - 40 + 18 * i
+        cv2.line(img, (key_x, key_y), (key_x + 30, key_y), colour, 2)
+        cv2.putText(img, label, (key_x + 38, key_y + 5), font, 0.45, ink, 1)
         points = [(x_of(r["parts"]), y_of(r["mean"])) for r in rows]
         for a, b in zip(points, points[1:], strict=False):
             cv2.line(img, a, b, colour, 2, cv2.LINE_AA)
@@ -200,6 +202,7 @@ def main(argv: list[str] | None = None) -> int:
         machine={"cpus": os.cpu_count(), "platform": platform.platform()},
     )
     done = {(r["parts"], r["seed"], masks_option(r)) for r in results["runs"]}
+    trained = 0
     with tempfile.TemporaryDirectory(prefix="learning_curve_") as tmp:
         os.environ["DEFECTLENS_WEIGHTS"] = str(Path(tmp) / "weights")
         data_root = args.data_root or Path(tmp) / "data"
@@ -209,14 +212,17 @@ def main(argv: list[str] | None = None) -> int:
                 if (parts, seed, args.masks) in done:
                     continue
                 row = train_point(parts, seed, args, data_root)
+                row["load_average_after"] = list(os.getloadavg())
                 results["runs"].append(row)
+                trained += 1
                 _save(args.out, results)
                 print(
                     f"{parts:>6} parts seed {seed} --masks {args.masks}: "
                     f"test accuracy {row['test_accuracy']:.3f}",
                     flush=True,
                 )
-    results["load_average"] = {"before": load_before, "after": os.getloadavg()}
+    if trained:  # a rerun that only redraws keeps the load of the runs it reports
+        results["load_average"] = {"before": load_before, "after": os.getloadavg()}
     _save(args.out, results)
     summary = results["summary"]
     header = f"{'masks':>5} {'parts':>6} {'runs':>4} {'mean':>6} {'std':>6} {'min':>6} {'max':>6}"
@@ -227,7 +233,8 @@ def main(argv: list[str] | None = None) -> int:
             f"{r['masks']:>5} {r['parts']:>6} {r['runs']:>4} {r['mean']:>6.3f} {std:>6} "
             f"{r['min']:>6.3f} {r['max']:>6.3f} {r['flagged']:>7}"
         )
-    print(f"load average before {load_before}, after {results['load_average']['after']}")
+    if trained:
+        print(f"load average before {load_before}, after {results['load_average']['after']}")
     if summary:
         recipe = results["recipe"]
         draw(
