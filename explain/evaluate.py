@@ -2,6 +2,7 @@
 
     python -m explain.evaluate --run RUN --data DIR [--method gradcam] [--layer L]
                                [--split test] [--limit N] [--faithfulness N] [--out FILE.json]
+                               [--boxes heatmap|head]
 
 Defective images with masks get localization metrics (energy inside the dilated mask,
 pointing game, best box IoU); every image gets the label-free noise metrics; good parts also
@@ -20,6 +21,7 @@ from typing import Any
 
 from explain.cams import METHODS
 from explain.evaluation import (
+    BOX_STEPS,
     evaluate,
     format_table,
 )
@@ -52,6 +54,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--limit", type=positive_int, help="at most N defective and N good images")
     parser.add_argument("--threshold", type=_threshold, default="otsu", help="box threshold")
     parser.add_argument("--min-area", type=int, default=16, help="smallest box, in pixels")
+    parser.add_argument(
+        "--boxes",
+        choices=BOX_STEPS,
+        default="heatmap",
+        help="box step the box metrics judge: the heatmap's own boxes, or the run's box head "
+        "gated by the heatmap (python -m explain.boxhead trains one)",
+    )
     parser.add_argument("--batch-size", type=positive_int, default=16)
     parser.add_argument(
         "--faithfulness",

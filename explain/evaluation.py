@@ -26,9 +26,11 @@ from tqdm import tqdm
 
 from explain import compute_cams
 from explain import metrics as cam_metrics
+from explain.boxhead import head_boxes
 from explain.layers import ExplainError
 
 log = logging.getLogger(__name__)
+BOX_STEPS = ("heatmap", "head")
 LOCALIZATION = (
     "energy_inside",
     "pointing_hit",
@@ -73,12 +75,20 @@ def select_items(items: pd.DataFrame, split: str | None, limit: int | None) -> p
 
 
 def evaluate_image(
-    cam: np.ndarray, image: np.ndarray, mask: np.ndarray | None, threshold, min_area: int
+    cam: np.ndarray,
+    image: np.ndarray,
+    mask: np.ndarray | None,
+    threshold,
+    min_area: int,
+    boxes: list | None = None,
 ) -> dict[str, float]:
-    """All metrics of one original-size heatmap."""
+    """All metrics of one original-size heatmap; `boxes` replaces the heatmap's own boxes in
+    the box metrics (the box head's)."""
     out = cam_metrics.noise(cam, image, threshold=threshold, min_area=min_area)
     if mask is not None:
-        out.update(cam_metrics.localization(cam, mask, threshold=threshold, min_area=min_area))
+        out.update(
+            cam_metrics.localization(cam, mask, threshold=threshold, min_area=min_area, boxes=boxes)
+        )
     return out
 
 
@@ -129,9 +139,13 @@ def evaluate(
     min_area: int = 16,
     batch_size: int = 16,
     faithfulness: int = 0,
+    boxes: str = "heatmap",
     **cam_options: Any,
 ) -> dict[str, Any]:
     """Per-image metrics and their summaries (per defect type, overall, good parts).
+
+    boxes: "heatmap" (Otsu or `threshold` boxes of the heatmap) or "head" (the run's box head,
+    explain.boxhead, gated by the heatmap): what the box metrics judge.
 
     faithfulness: how many defective images (a fixed random sample) also get deletion and
     insertion AUC and ROAD (about 2 s an image on one core: ROAD's imputations dominate).
@@ -142,6 +156,18 @@ def evaluate(
     run = load_run(run) if isinstance(run, str | Path) else run
     if run.kind != "classifier":
         raise ExplainError(f"run {run.name!r} is a {run.kind} run; evaluate needs a classifier")
+    if boxes not in BOX_STEPS:
+        raise ExplainError(f"boxes {boxes!r}: choose one of {', '.join(BOX_STEPS)}")
+    box_head = None
+    if boxes == "head":
+        from explain.boxhead import load_box_head
+
+        box_head = load_box_head(run)
+        if box_head is None:
+            raise ExplainError(
+                f"run {run.name!r} has no box head: train one with python -m explain.boxhead "
+                f"--run {run.name} --data DIR (data with defect masks), or use --boxes heatmap"
+            )
     model = run.load_model()
     preprocess = Preprocess.from_dict(run.info.get("preprocess"))
     layer = layer or run.info.get("cam_layer")
@@ -150,7 +176,9 @@ def evaluate(
         split = None
     items = select_items(spec.items, split, limit)
     faithful = faithfulness_sample(items, faithfulness)
-    context = _Context(run, model, preprocess, method, layer, threshold, min_area, cam_options)
+    context = _Context(
+        run, model, preprocess, method, layer, threshold, min_area, cam_options, box_head
+    )
     rows = []
     progress = tqdm(total=len(items), desc=f"{method} on {run.name}", unit="img")
     for chunk in _batches(items, batch_size):
@@ -165,6 +193,7 @@ def evaluate(
         "layer": layer,
         "threshold": threshold,
         "min_area": min_area,
+        "boxes": boxes,
         "faithfulness_images": len(faithful),
         "summary": summarize(frame),
         "images": frame.to_dict(orient="records"),
@@ -181,6 +210,7 @@ class _Context:
     threshold: str | float
     min_area: int
     cam_options: dict[str, Any]
+    box_head: Any = None
 
 
 def _chunk_rows(ctx: _Context, chunk: pd.DataFrame, faithful: set[str]) -> list[dict[str, Any]]:
@@ -195,15 +225,27 @@ def _chunk_rows(ctx: _Context, chunk: pd.DataFrame, faithful: set[str]) -> list[
     cams = compute_cams(
         ctx.model, x, method=ctx.method, layer=ctx.layer, class_index=targets, **ctx.cam_options
     )
+    head_maps = ctx.box_head.maps(x) if ctx.box_head is not None else [None] * len(x)
     rows = []
-    for item, original, cam, prob, target, image in zip(
-        chunk.itertuples(), originals, cams, probs, targets, x, strict=True
+    for item, original, cam, prob, target, image, head_map in zip(
+        chunk.itertuples(), originals, cams, probs, targets, x, head_maps, strict=True
     ):
         gray = to_gray(original)
         full = ctx.preprocess.cam_to_original(cam, gray.shape)
         mask = None
         if item.is_defect and isinstance(item.mask_path, str) and item.mask_path:
             mask = to_gray(read_image(item.mask_path)) > 127
+        boxes = None
+        if head_map is not None:
+            boxes = [
+                b.as_tuple()
+                for b in head_boxes(
+                    ctx.preprocess.cam_to_original(head_map, gray.shape),
+                    full,
+                    threshold=ctx.box_head.threshold,
+                    min_area=ctx.min_area,
+                )
+            ]
         predicted = int(prob.argmax()) if len(prob) > 1 else int(prob[0] > 0.5)
         row = {
             "path": item.path,
@@ -212,7 +254,7 @@ def _chunk_rows(ctx: _Context, chunk: pd.DataFrame, faithful: set[str]) -> list[
             "is_defect": bool(item.is_defect),
             "explained_class": class_names[target] if 0 <= target < len(class_names) else target,
             "predicted": class_names[predicted] if predicted < len(class_names) else predicted,
-            **evaluate_image(full, gray, mask, ctx.threshold, ctx.min_area),
+            **evaluate_image(full, gray, mask, ctx.threshold, ctx.min_area, boxes),
         }
         if str(item.path) in faithful:
             explained = target if target >= 0 else predicted

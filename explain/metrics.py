@@ -208,11 +208,17 @@ def localization(
     mask: np.ndarray,
     threshold: str | float = "otsu",
     min_area: int = 16,
+    boxes: Sequence[Sequence[int]] | None = None,
 ) -> dict[str, float]:
-    """Energy inside, pointing game and best box IoU of one map against its defect mask."""
+    """Energy inside, pointing game and best box IoU of one map against its defect mask.
+
+    boxes: the boxes to judge, (x_min, y_min, x_max, y_max) over the map; default: the map's
+    own (`cam_to_boxes` at `threshold`, `min_area`)."""
     cam, mask = _pair(cam, mask)
     grown = dilate(mask, tolerance_px(mask.shape))
-    boxes = [b.as_tuple() for b in cam_to_boxes(cam, threshold=threshold, min_area=min_area)]
+    if boxes is None:
+        boxes = [b.as_tuple() for b in cam_to_boxes(cam, threshold=threshold, min_area=min_area)]
+    boxes = [tuple(b) for b in boxes]
     iou = best_box_iou(boxes, component_boxes(mask))
     match = match_instances(boxes, mask)
     return {

@@ -306,6 +306,41 @@ def test_heatmap_boxes_exports_csv_and_coco(app):
     assert {"Download CSV", "Download COCO JSON"} <= labels
 
 
+def test_heatmap_boxes_shows_both_box_steps_for_a_run_with_a_box_head(
+    app_dirs, tmp_path, monkeypatch
+):
+    import shutil
+
+    from explain.boxhead import train_box_head
+
+    weights = tmp_path / "weights"
+    shutil.copytree(app_dirs["weights"], weights)
+    for name in ("tiny_basic", "tiny_noise"):
+        train_box_head(str(weights / name), str(app_dirs["data"] / "casting"), 1, progress=False)
+    monkeypatch.setenv("DEFECTLENS_WEIGHTS", str(weights))
+    monkeypatch.setenv("DEFECTLENS_DATA", str(app_dirs["data"]))
+    at = open_page(AppTest.from_file(str(APP), default_timeout=TIMEOUT).run(), "heatmap_boxes.py")
+    step = at.segmented_control(key="boxes_step_True")
+    assert step.value == "Box head" and not step.disabled
+    shown = texts(at.markdown)
+    assert "**Heatmap boxes** ·" in shown and "**Box head boxes** (chosen) ·" in shown
+    at.number_input(key="boxes_export_limit").set_value(4).run()
+    at.button(key="boxes_export_run").click().run()
+    assert not at.exception
+    assert "box head boxes" in at.session_state["boxes_export"]["settings"]
+    step.set_value("Heatmap").run()
+    assert not at.exception
+    assert "**Heatmap boxes** (chosen) ·" in texts(at.markdown)
+
+
+def test_heatmap_boxes_without_a_box_head_keeps_the_heatmap_step(app):
+    at = open_page(app, "heatmap_boxes.py")
+    step = at.segmented_control(key="boxes_step_False")
+    assert step.value == "Heatmap" and step.disabled
+    assert "python -m explain.boxhead" in step.help
+    assert "Box head boxes" not in texts(at.markdown)
+
+
 # ---------------------------------------------------------------- Anomaly
 
 

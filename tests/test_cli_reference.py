@@ -30,6 +30,7 @@ COMMANDS = [
     ("python meltingtank/train.py", "meltingtank.train", "train the melting-tank LSTM"),
     ("python meltingtank/predict.py", "meltingtank.predict", "NG probability per reading"),
     ("python -m explain.evaluate", "explain.evaluate", "heatmap metrics against masks"),
+    ("python -m explain.boxhead", "explain.boxhead", "box head on defect masks"),
     ("python -m explain.study", "explain.study", "recipes compared over training seeds"),
     ("python -m inspection", "inspection.__main__", "score a batch or an archive"),
     ("python -m inspection.ray_pool", "inspection.ray_pool", "list or stop standing Ray pools"),

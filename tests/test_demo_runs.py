@@ -113,6 +113,37 @@ def test_demo_classifier_keeps_its_recorded_test_accuracy(name, demo_test_split)
     assert accuracy == pytest.approx(run.info["summary"]["accuracy"], abs=TOLERANCE)
 
 
+# demo_flip's box head on the 228 defective test images (docs/metrics.md, issue #16):
+# box hit@0.3 overall and per defect type, as measured when it was trained.
+BOX_HEAD_HITS = {
+    "all defects": 0.860,
+    "blowhole": 0.789,
+    "burr": 0.947,
+    "edge_chip": 0.947,
+    "pinhole": 0.737,
+    "scratch": 0.789,
+    "shrinkage": 0.947,
+}
+
+
+def test_demo_flip_box_head_meets_the_issue_16_target(demo_spec):
+    """Box hit@0.3 of at least 0.85 overall and 0.70 per type with the box head, where the
+    heatmap's own boxes reach about 0.72; recomputed within a few images of the record (one
+    image is 0.004 overall, 0.026 per type)."""
+    from explain.evaluation import evaluate
+
+    assert BOX_HEAD_HITS["all defects"] >= 0.85 and min(BOX_HEAD_HITS.values()) >= 0.70
+    run = store.load_run(DEMO_WEIGHTS / "demo_flip")
+    assert run.info["box_head"]["layers"][-1] == run.info["cam_layer"]
+    summary = evaluate(run, demo_spec.root, boxes="head", limit=228)["summary"]
+    for group, recorded in BOX_HEAD_HITS.items():
+        measured = summary[group]["box_hit@0.3"]["mean"]
+        allowed = 0.01 if group == "all defects" else 0.03
+        assert measured == pytest.approx(recorded, abs=allowed), group
+    heatmap = evaluate(run, demo_spec.root, limit=228)["summary"]
+    assert heatmap["all defects"]["box_hit@0.3"]["mean"] < BOX_HEAD_HITS["all defects"] - 0.1
+
+
 def test_demo_autoencoder_keeps_its_recorded_image_auroc(demo_test_split):
     from anomaly.scoring import score_images
 

@@ -97,6 +97,45 @@ def cams(
     ]
 
 
+def box_head_stamp(ref: RunRef) -> float | None:
+    """Modification time of the run's box head (explain.boxhead), None when it has none."""
+    from explain.boxhead import HEAD_FILE, INFO_KEY
+
+    path = Path(ref.path) / HEAD_FILE
+    return path.stat().st_mtime if ref.info.get(INFO_KEY) and path.exists() else None
+
+
+@st.cache_resource(show_spinner="Loading the box head…", max_entries=8)
+def _box_head(run_path: str, model_stamp: float, head_stamp: float, _ref: RunRef) -> Any:
+    from explain.boxhead import load_box_head
+
+    del model_stamp, head_stamp  # cache keys: a retrained model or head is loaded again
+    return load_box_head(_ref.run(), model(_ref))
+
+
+@st.cache_data(max_entries=256, show_spinner=False)
+def _box_head_maps(
+    run_key: str, head_stamp: float, image_keys: tuple[str, ...], _ref: RunRef, _images: list
+) -> list[np.ndarray]:
+    head = _box_head(_ref.path, _ref.stamp, head_stamp, _ref)
+    prep = preprocess(_ref)
+    maps = head.maps(prep.apply_batch(_images))
+    return [
+        np.asarray(prep.cam_to_original(m, im.shape[:2]), dtype=np.float32)
+        for m, im in zip(maps, _images, strict=True)
+    ]
+
+
+def box_head_maps(ref: RunRef, images: list[np.ndarray]) -> list[np.ndarray] | None:
+    """The box head's defect probability on each original image (H, W), None without a head."""
+    stamp = box_head_stamp(ref)
+    if stamp is None:
+        return None
+    keys = tuple(image_key(im) for im in images)
+    with explain_errors_in_page(ref):
+        return _box_head_maps(ref.key, stamp, keys, ref, images)
+
+
 CALIBRATION_IMAGES = 48
 
 

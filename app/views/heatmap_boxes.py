@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 from ui import overlay
-from ui.classifier_resources import cams, probabilities
+from ui.classifier_resources import box_head_maps, box_head_stamp, cams, probabilities
 from ui.controls import defect_index, layer_select, method_select, scale_note, show_colorbar
 from ui.dataset_resources import read_upload
 from ui.gallery import Picked, choose_dataset, choose_image, filter_items, picked_from_row
@@ -19,15 +19,22 @@ from classification.decision_rule import (
     run_predicted_defective,
 )
 from explain import cam_to_boxes
+from explain.boxes import merge_boxes
+from explain.boxhead import INFO_KEY as BOX_HEAD_KEY
+from explain.boxhead import head_boxes
 from explain.metrics import box_iou, match_instances
 from explain.pseudolabels import ImageLabels, boxes_table, coco_json, select_for_export
+
+HEATMAP_STEP, HEAD_STEP = "Heatmap", "Box head"
 
 st.title("Heatmap to Boxes")
 st.caption(
     "The defect class's heatmap is thresholded (Otsu, or a fraction of its peak); connected "
-    "hot regions larger than the minimum area become boxes. Amber: boxes from the heatmap. "
-    "Each defect instance (a connected piece of the mask) is green when a box covers at least "
-    "half of it, red when no box does (docs/metrics.md)."
+    "hot regions larger than the minimum area become boxes. A run with a box head (trained on "
+    "defect masks, `python -m explain.boxhead`) can draw the boxes from the head's defect map "
+    "instead, keeping only regions the hot heatmap touches: tighter boxes, one per pinhole. "
+    "Amber: the boxes. Each defect instance (a connected piece of the mask) is green when a "
+    "box covers at least half of it, red when no box does (docs/metrics.md)."
 )
 
 ref = pick_run("classifier")
@@ -73,20 +80,49 @@ with st.sidebar:
         key="boxes_merge",
         help="Merge boxes that overlap or lie within this many pixels (0: one box per region).",
     )
+    has_head = box_head_stamp(ref) is not None
+    box_step = st.segmented_control(
+        "Box step",
+        [HEATMAP_STEP, HEAD_STEP],
+        default=HEAD_STEP if has_head else HEATMAP_STEP,
+        required=True,
+        key=f"boxes_step_{has_head}",
+        disabled=not has_head,
+        help="Heatmap: boxes around the heatmap's hot regions. Box head: boxes around the "
+        "regions of the run's box head (trained on defect masks) that the hot heatmap "
+        "touches; it follows each defect's outline. "
+        + (
+            "Both are drawn on the image."
+            if has_head
+            else f"Run {ref.name} has no box head: train one with `python -m explain.boxhead "
+            f"--run {ref.name} --data DIR` on data with defect masks."
+        ),
+    )
 threshold = "otsu" if mode == "Otsu" else float(fraction)
 
 
+def step_boxes(heat: np.ndarray, head_map: np.ndarray | None) -> list:
+    """One image's boxes: the heatmap's own, or the box head's gated by the heatmap."""
+    if head_map is None:
+        return cam_to_boxes(heat, threshold=threshold, min_area=min_area, merge=merge or None)
+    found = head_boxes(
+        head_map, heat, threshold=ref.info[BOX_HEAD_KEY]["threshold"], min_area=min_area,
+        gate=threshold,
+    )  # fmt: skip
+    return merge_boxes(found, gap=merge) if merge else found
+
+
 def boxes_for(images: list[np.ndarray], defect_types: list[str]) -> list[list]:
-    """Boxes from the defect-class heatmap of each image (cached heatmaps, cheap boxes)."""
+    """Boxes of the chosen step for each image (cached heatmaps and head maps, cheap boxes)."""
     targets = [defect_index(ref, kind) for kind in defect_types]
     found: list[list] = [[] for _ in images]
     for target in sorted(set(targets)):
         chosen = [i for i, t in enumerate(targets) if t == target]
-        heats = cams(ref, [images[i] for i in chosen], method, layer, target)
-        for i, heat in zip(chosen, heats, strict=True):
-            found[i] = cam_to_boxes(
-                heat, threshold=threshold, min_area=min_area, merge=merge or None
-            )
+        subset = [images[i] for i in chosen]
+        heats = cams(ref, subset, method, layer, target)
+        heads = box_head_maps(ref, subset) if box_step == HEAD_STEP else None
+        for j, (i, heat) in enumerate(zip(chosen, heats, strict=True)):
+            found[i] = step_boxes(heat, heads[j] if heads is not None else None)
     return found
 
 
@@ -103,32 +139,54 @@ with st.expander("Image", expanded=True, icon=":material/image:"):
 if picked is not None:
     target = defect_index(ref, picked.defect_type)
     heat = cams(ref, [picked.image], method, layer, target)[0]
-    boxes = cam_to_boxes(heat, threshold=threshold, min_area=min_area, merge=merge or None)
+    head_map = box_head_maps(ref, [picked.image])
+    head_map = head_map[0] if head_map is not None else None
+    by_step = {HEATMAP_STEP: step_boxes(heat, None)}
+    if head_map is not None:
+        by_step[HEAD_STEP] = step_boxes(heat, head_map)
+    boxes = by_step[box_step]
     probs = probabilities(ref, [picked.image])[0]
+    truth_mask = None
+    if picked.mask is not None:
+        truth_mask = (picked.mask if picked.mask.ndim == 2 else picked.mask[..., 0]) > 0
+    matches = {
+        name: match_instances([b.as_tuple() for b in found], truth_mask)
+        for name, found in by_step.items()
+        if truth_mask is not None
+    }
+    match = matches.get(box_step)
 
-    left, middle, right = st.columns([1, 1, 1.2])
+    def boxes_image(found: list, step_match) -> np.ndarray:
+        shown = picked.image
+        if step_match is not None:
+            pairs = list(zip(step_match.instances, step_match.found, strict=True))
+            shown = overlay.outline_mask(shown, picked.mask)
+            shown = overlay.draw_boxes(shown, [b for b, ok in pairs if ok], overlay.TRUTH_COLOR)
+            shown = overlay.draw_boxes(
+                shown, [b for b, ok in pairs if not ok], overlay.MISSED_COLOR
+            )
+        else:
+            shown = overlay.draw_boxes(shown, picked.boxes, overlay.TRUTH_COLOR)
+        return overlay.draw_boxes(shown, [b.as_tuple() for b in found], overlay.PRED_COLOR)
+
+    panels = st.columns([1] * (1 + len(by_step)) + [1.2])
+    left, right = panels[0], panels[-1]
     with left:
         st.markdown(f"**Heatmap** ({ref.class_names[target]}, p = {probs[target]:.1%})")
         st.image(overlay.blend(picked.image, heat, "jet", 0.45), width="stretch")
         show_colorbar("jet", scale_note("image") + " Boxes use this per-image scale.")
-    match = None
-    if picked.mask is not None:
-        truth_mask = (picked.mask if picked.mask.ndim == 2 else picked.mask[..., 0]) > 0
-        match = match_instances([b.as_tuple() for b in boxes], truth_mask)
-    with middle:
-        n_truth = len(match.instances) if match else len(picked.boxes)
-        st.markdown(f"**Boxes** · {len(boxes)} found, {n_truth} defect instances in the truth")
-        shown = picked.image
-        if match is not None:
-            found = [b for b, ok in zip(match.instances, match.found, strict=True) if ok]
-            missed = [b for b, ok in zip(match.instances, match.found, strict=True) if not ok]
-            shown = overlay.outline_mask(shown, picked.mask)
-            shown = overlay.draw_boxes(shown, found, overlay.TRUTH_COLOR)
-            shown = overlay.draw_boxes(shown, missed, overlay.MISSED_COLOR)
-        else:
-            shown = overlay.draw_boxes(shown, picked.boxes, overlay.TRUTH_COLOR)
-        shown = overlay.draw_boxes(shown, [b.as_tuple() for b in boxes], overlay.PRED_COLOR)
-        st.image(shown, width="stretch")
+    n_truth = len(match.instances) if match else len(picked.boxes)
+    for column, (name, found) in zip(panels[1:-1], by_step.items(), strict=True):
+        with column:
+            chosen = " (chosen)" if len(by_step) > 1 and name == box_step else ""
+            st.markdown(
+                f"**{name} boxes**{chosen} · {len(found)} found, {n_truth} defect instances "
+                "in the truth"
+            )
+            st.image(boxes_image(found, matches.get(name)), width="stretch")
+            if len(by_step) > 1 and matches.get(name) is not None:
+                m = matches[name]
+                st.caption(f"{sum(m.found)} of {len(m.instances)} instances found")
     truth_boxes = match.instances if match else list(picked.boxes)
     rows = [
         {
@@ -270,7 +328,8 @@ if st.button("Compute boxes", key="boxes_export_run", icon=":material/play_arrow
     progress.empty()
     st.session_state["boxes_export"] = {
         "records": records,
-        "settings": f"{ref.name}, {method}, threshold {threshold}, min area {min_area}",
+        "settings": f"{ref.name}, {method}, {box_step.lower()} boxes, threshold {threshold}, "
+        f"min area {min_area}",
     }
 
 for problem in problems:
