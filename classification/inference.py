@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import cv2
 import numpy as np
 import pandas as pd
 from tqdm import tqdm
@@ -28,6 +29,7 @@ from store.thresholds import run_threshold
 log = logging.getLogger(__name__)
 
 DEFAULT_BATCH = 32
+BOX_STEPS = ("auto", "heatmap", "head")  # where boxes come from (explain.boxhead)
 
 
 class PredictError(ValueError):
@@ -102,6 +104,7 @@ def predict_images(
     progress: bool = False,
     keep_cams: bool = False,
     threshold: float | None = None,
+    box_step: str = "auto",
 ) -> pd.DataFrame:
     """One row per input: status, error, class probabilities, prediction (+ CAM peak, boxes).
 
@@ -113,7 +116,9 @@ def predict_images(
     (name, source) pairs. With `cam`, the heatmap of the most probable defect class is computed
     (explain.compute_cams) and its peak reported in original pixels; `boxes` (implies a CAM,
     gradcam by default) adds explain.cam_to_boxes boxes, mapped to original pixels, for images
-    predicted defective, as a JSON list. `keep_cams` adds a `cam` column holding each heatmap
+    predicted defective, as a JSON list. box_step: "heatmap" (the heatmap's own boxes), "head"
+    (the run's box head, explain.boxhead, gated by the heatmap) or "auto" (the head when the
+    run has one), as in Heatmap to Boxes. `keep_cams` adds a `cam` column holding each heatmap
     over the model input (not written to CSV).
     """
     run = _open_run(run)
@@ -127,13 +132,18 @@ def predict_images(
     model = run.load_model()
     if boxes and cam is None:
         cam = "gradcam"
+    if box_step not in BOX_STEPS:
+        raise PredictError(f"--box-step {box_step!r}: choose one of {', '.join(BOX_STEPS)}")
+    make_boxes = None
     if cam is not None:
         try:
-            from explain import cam_to_boxes, compute_cams
+            from explain import compute_cams
         except ImportError as exc:
             raise PredictError(
                 f"heatmaps need the explain package, which failed to import: {exc}"
             ) from exc
+    if boxes:
+        make_boxes = _box_maker(run, model, box_step)
 
     items = _items(images_or_paths)
     rows: list[dict[str, Any]] = []
@@ -150,12 +160,15 @@ def predict_images(
                 maps = compute_cams(
                     model, x, method=cam, layer=info.get("cam_layer"), class_index=targets
                 )
-                for row, heat in zip(good, maps, strict=True):
-                    _fill_cam(row, heat, cam, preprocess, boxes, cam_to_boxes, keep_cams)
+                heads = make_boxes.maps(x) if make_boxes else [None] * len(x)
+                for row, heat, head in zip(good, maps, heads, strict=True):
+                    _fill_cam(row, heat, head, cam, preprocess, make_boxes, keep_cams)
         bar.update(len(chunk))
     bar.close()
     frame = pd.DataFrame(rows, columns=_columns(class_names, cam, boxes, keep_cams))
     frame.attrs.update(run=run.name, threshold=threshold)
+    if make_boxes is not None:
+        frame.attrs["box_step"] = make_boxes.step
     # Unreadable rows leave these empty: nullable integers keep them integral in the CSV.
     for column in ("width", "height", "cam_peak_x", "cam_peak_y"):
         if column in frame:
@@ -211,13 +224,50 @@ def _fill_predictions(
         )
 
 
+@dataclass
+class _BoxMaker:
+    """Boxes of one heatmap over the model input: the heatmap's own, or the box head's."""
+
+    step: str
+    head: Any = None
+
+    def maps(self, x: np.ndarray) -> list:
+        return list(self.head.maps(x)) if self.head is not None else [None] * len(x)
+
+    def __call__(self, heat: np.ndarray, head_map: np.ndarray | None) -> list:
+        from explain import cam_to_boxes
+        from explain.boxhead import head_boxes
+
+        if head_map is None:
+            return cam_to_boxes(heat)
+        prob = cv2.resize(head_map, heat.shape[::-1], interpolation=cv2.INTER_LINEAR)
+        return head_boxes(prob, heat, threshold=self.head.threshold)
+
+
+def _box_maker(run: Any, model: Any, step: str) -> _BoxMaker:
+    if step == "heatmap":
+        return _BoxMaker("heatmap")
+    from explain.boxhead import load_box_head
+
+    head = load_box_head(run, model)
+    if head is not None:
+        return _BoxMaker("head", head)
+    if step == "head":
+        raise PredictError(
+            f"--box-step head: run {run.name!r} has no box head; train one with python -m "
+            f"explain.boxhead --run {run.name} --data DIR (data with defect masks), or use "
+            "--box-step heatmap"
+        )
+    return _BoxMaker("heatmap")
+
+
 def _fill_cam(
     row: dict,
     heat: np.ndarray,
+    head_map: np.ndarray | None,
     method: str,
     preprocess: Preprocess,
-    boxes: bool,
-    cam_to_boxes: Any,
+    make_boxes: _BoxMaker | None,
     keep_cams: bool,
 ) -> None:
     shape = (row["height"], row["width"])
@@ -226,8 +276,8 @@ def _fill_cam(
         (peak_x + 0.5, peak_y + 0.5, peak_x + 0.5, peak_y + 0.5), shape
     )
     row.update(cam_method=method, cam_peak_x=peak[0], cam_peak_y=peak[1])
-    if boxes:
-        found = cam_to_boxes(heat) if row["is_defect"] else []
+    if make_boxes is not None:
+        found = make_boxes(heat, head_map) if row["is_defect"] else []
         mapped = [preprocess.box_to_original(b, shape) for b in found]
         row["boxes"] = json.dumps([_box_dict(b) for b in mapped])
     if keep_cams:

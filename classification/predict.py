@@ -17,6 +17,7 @@ import sys
 import time
 
 from classification.inference import (
+    BOX_STEPS,
     DEFAULT_BATCH,
     collect_inputs,
     predict_images,
@@ -33,6 +34,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--out", required=True, help="CSV file to write")
     parser.add_argument("--cam", help="heatmap method, e.g. gradcam, gradcam++, scorecam")
     parser.add_argument("--boxes", action="store_true", help="defect boxes from the heatmaps")
+    parser.add_argument(
+        "--box-step",
+        choices=BOX_STEPS,
+        default="auto",
+        help="with --boxes: the heatmap's own boxes, the run's box head gated by the heatmap "
+        "(python -m explain.boxhead), or auto: the head when the run has one",
+    )
     parser.add_argument(
         "--batch-size", type=positive_int, default=DEFAULT_BATCH, help="images per model call"
     )
@@ -65,10 +73,13 @@ def main(argv: list[str] | None = None) -> int:
         batch_size=args.batch_size,
         progress=True,
         threshold=args.threshold,
+        box_step=args.box_step,
     )
     write_csv(frame, out)
     print(summarize(frame, skipped, time.perf_counter() - started))
     print(f"defect threshold {frame.attrs['threshold']:.4g} (summed defect probability)")
+    if "box_step" in frame.attrs:
+        print(f"boxes from the {frame.attrs['box_step']} (--box-step {args.box_step})")
     print(f"wrote {out}")
     if not (frame.status == "ok").any():
         print(f"error: none of the {len(frame)} inputs could be read; see {out}", file=sys.stderr)

@@ -184,3 +184,33 @@ def test_the_cli_refuses_data_without_masks_in_one_line(classifier_on_masks, tmp
         boxhead.main(["--run", str(run_dir), "--data", str(tmp_path), "--epochs", "0"])
     assert stopped.value.code == 2
     assert "--epochs" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_predict_boxes_come_from_the_head_when_the_run_has_one(classifier_on_masks, capsys):
+    from classification import predict as predict_cli
+    from classification.inference import predict_images
+
+    data, run_dir = classifier_on_masks
+    if not (run_dir / boxhead.HEAD_FILE).exists():
+        train_box_head(str(run_dir), str(data), epochs=25, progress=False)
+    images = sorted(str(p) for p in (data / "test" / "def_front").glob("*.png"))
+    auto = predict_images(str(run_dir), images, boxes=True)
+    heat = predict_images(str(run_dir), images, boxes=True, box_step="heatmap")
+    assert auto.attrs["box_step"] == "head" and heat.attrs["box_step"] == "heatmap"
+    assert list(auto["boxes"]) != list(heat["boxes"])
+    bare = run_dir.parent / "bars_bare"  # made by the evaluate test above, or here
+    if not (bare / "run.json").exists():
+        bare.mkdir(exist_ok=True)
+        (bare / "model.keras").write_bytes((run_dir / "model.keras").read_bytes())
+        info = json.loads((run_dir / "run.json").read_text())
+        info.pop("box_head")
+        (bare / "run.json").write_text(json.dumps(info))
+    out = run_dir.parent / "preds.csv"
+    argv = ["--run", str(bare), "--images", *images, "--out", str(out), "--boxes"]
+    assert predict_cli.main([*argv, "--box-step", "head"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "has no box head" in err[0] and "--box-step heatmap" in err[0]
+    assert not out.exists()
+    assert predict_cli.main(argv) == 0  # auto falls back to the heatmap's boxes
+    assert "boxes from the heatmap (--box-step auto)" in capsys.readouterr().out
