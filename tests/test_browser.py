@@ -105,6 +105,20 @@ def _settle(page) -> None:
     page.wait_for_timeout(1500)
 
 
+# Pages shown on a chosen demo run (selectbox label, option, text the page must then show):
+# Heatmap to Boxes on the run with a box head, so the screenshot shows both box steps.
+SHOW_RUN = {"heatmap-boxes": ("Classifier run", "demo_flip", "Box head boxes")}
+
+
+def _choose_run(page, label: str, option: str, expect: str) -> None:
+    box = page.locator('[data-testid="stSelectbox"]').filter(has_text=label).first
+    box.locator("input").click()
+    page.keyboard.type(option)  # filters the (virtualised) option list down to the match
+    page.get_by_role("option", name=option, exact=True).first.click()
+    page.get_by_text(expect).first.wait_for(timeout=PAGE_TIMEOUT_MS)
+    _settle(page)
+
+
 @pytest.mark.parametrize("spec", _pages(), ids=lambda s: s.url_path)
 def test_page_renders_without_errors(spec, app_url, browser, tmp_path):
     page = browser.new_page(viewport={"width": 1440, "height": 1000})
@@ -114,6 +128,8 @@ def test_page_renders_without_errors(spec, app_url, browser, tmp_path):
         _settle(page)
         title = page.locator("h1").first.inner_text(timeout=PAGE_TIMEOUT_MS)
         assert ("DefectLens" if spec.script == "home.py" else spec.title) in title
+        if spec.url_path in SHOW_RUN and _demo_present():
+            _choose_run(page, *SHOW_RUN[spec.url_path])
         errors = page.locator('[data-testid="stException"], [data-testid="stAlertContentError"]')
         assert errors.count() == 0, errors.all_inner_texts()
         out = SCREENS if os.environ.get("DEFECTLENS_SCREENSHOTS") == "1" else tmp_path

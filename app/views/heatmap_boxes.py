@@ -169,14 +169,18 @@ if picked is not None:
             shown = overlay.draw_boxes(shown, picked.boxes, overlay.TRUTH_COLOR)
         return overlay.draw_boxes(shown, [b.as_tuple() for b in found], overlay.PRED_COLOR)
 
-    panels = st.columns([1] * (1 + len(by_step)) + [1.2])
-    left, right = panels[0], panels[-1]
+    # One box step: heatmap | boxes | table. Both: heatmap | heatmap boxes | head boxes, and
+    # the table and counts of the chosen step below them, full width.
+    panels = st.columns([1, 1, 1] if len(by_step) > 1 else [1, 1, 1.2])
+    left = panels[0]
+    box_panels = panels[1:] if len(by_step) > 1 else panels[1:2]
+    right = st.container() if len(by_step) > 1 else panels[-1]
     with left:
         st.markdown(f"**Heatmap** ({ref.class_names[target]}, p = {probs[target]:.1%})")
         st.image(overlay.blend(picked.image, heat, "jet", 0.45), width="stretch")
         show_colorbar("jet", scale_note("image") + " Boxes use this per-image scale.")
     n_truth = len(match.instances) if match else len(picked.boxes)
-    for column, (name, found) in zip(panels[1:-1], by_step.items(), strict=True):
+    for column, (name, found) in zip(box_panels, by_step.items(), strict=True):
         with column:
             chosen = " (chosen)" if len(by_step) > 1 and name == box_step else ""
             st.markdown(
@@ -204,7 +208,8 @@ if picked is not None:
         for i, b in enumerate(boxes)
     ]
     with right:
-        st.markdown("**Boxes found** (original pixels)")
+        chosen_step = f" · {box_step.lower()} step" if len(by_step) > 1 else ""
+        st.markdown(f"**Boxes found** (original pixels{chosen_step})")
         if rows:
             st.dataframe(
                 pd.DataFrame(rows).style.format(precision=2),
