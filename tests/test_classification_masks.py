@@ -11,6 +11,7 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+from masked_sets import write_masked_set, write_unmasked_set
 
 import store
 from classification import train as train_module
@@ -184,27 +185,13 @@ def test_every_zoo_family_gets_a_mask_head_on_its_cam_layer_and_trains(name):
 @pytest.fixture(scope="module")
 def masked_set(tmp_path_factory):
     """A class-folder set with annotations.csv masks: disks, the defective ones with a bar."""
-    root = tmp_path_factory.mktemp("masked")
-    rng = np.random.default_rng(1)
-    rows = ["path,split,label,defect_type,mask_path"]
-    (root / "masks").mkdir()
-    for split, n in (("train", 14), ("test", 4)):
-        for label in ("ok_front", "def_front"):
-            (root / split / label).mkdir(parents=True)
-            for i in range(n):
-                img = rng.integers(0, 30, (40, 40), dtype=np.uint8)
-                cv2.circle(img, (20, 20), 15, 120, -1)
-                name = f"{split}/{label}/{i:02d}.png"
-                if label == "def_front":
-                    mask = np.zeros_like(img)
-                    y = int(rng.integers(10, 28))
-                    cv2.line(mask, (12, y), (28, y + 4), 255, 3)
-                    img[mask > 0] = 255
-                    cv2.imwrite(str(root / "masks" / f"{split}_{i:02d}.png"), mask)
-                    rows.append(f"{name},{split},{label},bar,masks/{split}_{i:02d}.png")
-                cv2.imwrite(str(root / name), img)
-    (root / "annotations.csv").write_text("\n".join(rows) + "\n")
-    return root
+
+    def bar(mask, rng):
+        y = int(rng.integers(10, 28))
+        cv2.line(mask, (12, y), (28, y + 4), 255, 3)
+
+    counts = {"train": 14, "test": 4}
+    return write_masked_set(tmp_path_factory.mktemp("masked"), counts, 40, (15, 120), bar, seed=1)
 
 
 def _argv(data, *extra):
@@ -244,13 +231,7 @@ def test_masks_off_trains_on_labels_alone(masked_set):
 
 
 def test_masks_on_for_a_set_without_masks_is_one_line_and_exit_2(tmp_path, capsys):
-    for split in ("train", "test"):
-        for label in ("ok_front", "def_front"):
-            (tmp_path / split / label).mkdir(parents=True)
-            for i in range(3):
-                cv2.imwrite(
-                    str(tmp_path / split / label / f"{i}.png"), np.zeros((20, 20), np.uint8)
-                )
+    write_unmasked_set(tmp_path, 20)
     assert train_module.main(_argv(tmp_path, "--masks", "on", "--name", "nomask")) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "--masks on: no defective training image" in err[0]

@@ -9,6 +9,7 @@ import cv2
 import keras
 import numpy as np
 import pytest
+from masked_sets import write_masked_set, write_unmasked_set
 
 import store
 from classification import train as train_module
@@ -78,27 +79,21 @@ def test_head_boxes_refuse_maps_of_different_shapes():
 @pytest.fixture(scope="module")
 def classifier_on_masks(tmp_path_factory):
     """A masked class-folder set (bright bars on disks) and a classifier run trained on it."""
-    root = tmp_path_factory.mktemp("boxhead_data")
     weights = tmp_path_factory.mktemp("boxhead_weights")
-    rng = np.random.default_rng(3)
-    rows = ["path,split,label,defect_type,mask_path"]
-    (root / "masks").mkdir()
-    for split, n in (("train", 24), ("test", 6)):
-        for label in ("ok_front", "def_front"):
-            (root / split / label).mkdir(parents=True)
-            for i in range(n):
-                img = rng.integers(0, 30, (48, 48), dtype=np.uint8)
-                cv2.circle(img, (24, 24), 18, 110, -1)
-                name = f"{split}/{label}/{i:02d}.png"
-                if label == "def_front":
-                    mask = np.zeros_like(img)
-                    y, x = (int(v) for v in rng.integers(12, 30, 2))
-                    cv2.rectangle(mask, (x, y), (x + 7, y + 4), 255, -1)
-                    img[mask > 0] = 250
-                    cv2.imwrite(str(root / "masks" / f"{split}_{i:02d}.png"), mask)
-                    rows.append(f"{name},{split},{label},bar,masks/{split}_{i:02d}.png")
-                cv2.imwrite(str(root / name), img)
-    (root / "annotations.csv").write_text("\n".join(rows) + "\n")
+
+    def block(mask, rng):
+        y, x = (int(v) for v in rng.integers(12, 30, 2))
+        cv2.rectangle(mask, (x, y), (x + 7, y + 4), 255, -1)
+
+    root = write_masked_set(
+        tmp_path_factory.mktemp("boxhead_data"),
+        {"train": 24, "test": 6},
+        48,
+        (18, 110),
+        block,
+        defect_value=250,
+        seed=3,
+    )
     mp = pytest.MonkeyPatch()
     mp.setenv("DEFECTLENS_WEIGHTS", str(weights))
     argv = ["--data", str(root), "--epochs", "3", "--img-size", "48", "--batch-size", "8"]
@@ -169,13 +164,7 @@ def test_evaluate_without_a_box_head_says_how_to_train_one(classifier_on_masks, 
 
 def test_the_cli_refuses_data_without_masks_in_one_line(classifier_on_masks, tmp_path, capsys):
     _, run_dir = classifier_on_masks
-    for split in ("train", "test"):
-        for label in ("ok_front", "def_front"):
-            (tmp_path / split / label).mkdir(parents=True)
-            for i in range(3):
-                cv2.imwrite(
-                    str(tmp_path / split / label / f"{i}.png"), np.zeros((48, 48), np.uint8)
-                )
+    write_unmasked_set(tmp_path, 48)
     code = boxhead.main(["--run", str(run_dir), "--data", str(tmp_path)])
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1
