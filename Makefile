@@ -71,7 +71,7 @@ demo: install
 	for aug in $(DEMO_RECIPES); do \
 		$(PY) classification/train.py --data data/casting --aug $$aug --name demo_$$aug $(DEMO_CLS_ARGS) || exit 1; \
 	done
-	$(PY) -m explain.boxhead --run demo_flip --data data/casting
+	$(PY) -m classification.boxhead --run demo_flip --data data/casting
 	$(PY) anomaly/train.py --data data/casting --name demo_anomaly $(DEMO_ANOMALY_ARGS)
 	$(PY) meltingtank/train.py --csv data/melting.csv --name demo_lstm --epochs 15 --patience 4 --batch-size 256
 	$(PY) -m synthetic sheet --out docs/images/synthetic_casting.png

@@ -255,7 +255,7 @@ def _box_maker(run: Any, model: Any, step: str) -> _BoxMaker:
     if step == "head":
         raise PredictError(
             f"--box-step head: run {run.name!r} has no box head; train one with python -m "
-            f"explain.boxhead --run {run.name} --data DIR (data with defect masks), or use "
+            f"classification.boxhead --run {run.name} --data DIR (data with defect masks), or use "
             "--box-step heatmap"
         )
     return _BoxMaker("heatmap")

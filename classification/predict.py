@@ -39,7 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
         choices=BOX_STEPS,
         default="auto",
         help="with --boxes: the heatmap's own boxes, the run's box head gated by the heatmap "
-        "(python -m explain.boxhead), or auto: the head when the run has one",
+        "(python -m classification.boxhead), or auto: the head when the run has one",
     )
     parser.add_argument(
         "--batch-size", type=positive_int, default=DEFAULT_BATCH, help="images per model call"

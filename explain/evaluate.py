@@ -59,7 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
         choices=BOX_STEPS,
         default="heatmap",
         help="box step the box metrics judge: the heatmap's own boxes, or the run's box head "
-        "gated by the heatmap (python -m explain.boxhead trains one)",
+        "gated by the heatmap (python -m classification.boxhead trains one)",
     )
     parser.add_argument("--batch-size", type=positive_int, default=16)
     parser.add_argument(

@@ -28,6 +28,7 @@ from explain import compute_cams
 from explain import metrics as cam_metrics
 from explain.boxhead import head_boxes
 from explain.layers import ExplainError
+from explain.targets import defect_class_index
 
 log = logging.getLogger(__name__)
 BOX_STEPS = ("heatmap", "head")
@@ -42,18 +43,6 @@ LOCALIZATION = (
 )
 NOISE = ("off_part_energy", "entropy", "blobs", "mean_intensity")
 FAITHFULNESS = ("deletion_auc", "insertion_auc", "road")
-
-
-def defect_class_index(info: dict[str, Any], defect_type: str) -> int:
-    """The class whose heatmap we judge: the image's own defect type if the model knows it,
-    else the run's defect class; -1 (the prediction) when the run names none."""
-    names = list(info.get("class_names") or [])
-    if defect_type and defect_type in names:
-        return names.index(defect_type)
-    defect = info.get("defect_class")
-    if defect in names:
-        return names.index(defect)
-    return -1
 
 
 def select_items(items: pd.DataFrame, split: str | None, limit: int | None) -> pd.DataFrame:
@@ -165,8 +154,9 @@ def evaluate(
         box_head = load_box_head(run)
         if box_head is None:
             raise ExplainError(
-                f"run {run.name!r} has no box head: train one with python -m explain.boxhead "
-                f"--run {run.name} --data DIR (data with defect masks), or use --boxes heatmap"
+                f"run {run.name!r} has no box head: train one with python -m "
+                f"classification.boxhead --run {run.name} --data DIR (data with defect masks), "
+                "or use --boxes heatmap"
             )
     model = run.load_model()
     preprocess = Preprocess.from_dict(run.info.get("preprocess"))

@@ -311,7 +311,7 @@ def test_heatmap_boxes_shows_both_box_steps_for_a_run_with_a_box_head(
 ):
     import shutil
 
-    from explain.boxhead import train_box_head
+    from classification.boxhead import train_box_head
 
     weights = tmp_path / "weights"
     shutil.copytree(app_dirs["weights"], weights)
@@ -337,7 +337,7 @@ def test_heatmap_boxes_without_a_box_head_keeps_the_heatmap_step(app):
     at = open_page(app, "heatmap_boxes.py")
     step = at.segmented_control(key="boxes_step_False")
     assert step.value == "Heatmap" and step.disabled
-    assert "python -m explain.boxhead" in step.help
+    assert "python -m classification.boxhead" in step.help
     assert "Box head boxes" not in texts(at.markdown)
 
 

@@ -147,7 +147,7 @@ def class_index(ref: RunRef, target: str, probs) -> int:
 def defect_index(ref: RunRef, defect_type: str | None = None) -> int:
     """The class whose heatmap means "defect here": the image's own defect type if the run
     knows it, else the run's defect class, else the first class that is not normal."""
-    from explain.evaluation import defect_class_index
+    from explain.targets import defect_class_index
 
     found = defect_class_index(ref.info, defect_type or "")
     if found >= 0:

@@ -30,9 +30,10 @@ HEATMAP_STEP, HEAD_STEP = "Heatmap", "Box head"
 st.title("Heatmap to Boxes")
 st.caption(
     "The defect class's heatmap is thresholded (Otsu, or a fraction of its peak); connected "
-    "hot regions larger than the minimum area become boxes. A run with a box head (trained on "
-    "defect masks, `python -m explain.boxhead`) can draw the boxes from the head's defect map "
-    "instead, keeping only regions the hot heatmap touches: tighter boxes, one per pinhole. "
+    "hot regions larger than the minimum area become boxes. A run with a box head (trained "
+    "on defect masks, `python -m classification.boxhead`) can draw the boxes from the head's "
+    "defect map instead, keeping only regions the hot heatmap touches: tighter boxes, one per "
+    "pinhole. "
     "Amber: the boxes. Each defect instance (a connected piece of the mask) is green when a "
     "box covers at least half of it, red when no box does (docs/metrics.md)."
 )
@@ -94,8 +95,8 @@ with st.sidebar:
         + (
             "Both are drawn on the image."
             if has_head
-            else f"Run {ref.name} has no box head: train one with `python -m explain.boxhead "
-            f"--run {ref.name} --data DIR` on data with defect masks."
+            else f"Run {ref.name} has no box head: train one with `python -m "
+            f"classification.boxhead --run {ref.name} --data DIR` on data with defect masks."
         ),
     )
 threshold = "otsu" if mode == "Otsu" else float(fraction)

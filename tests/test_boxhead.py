@@ -1,5 +1,6 @@
-"""The box head (explain.boxhead): feature levels for every zoo family, gated boxes on hand-made
-maps, training on a masked set, the CLI, and `explain.evaluate --boxes head`."""
+"""The box head (explain.boxhead, trained by classification.boxhead): feature levels for every
+zoo family, gated boxes on hand-made maps, training on a masked set, the CLI, and
+`explain.evaluate --boxes head`."""
 
 from __future__ import annotations
 
@@ -12,9 +13,10 @@ import pytest
 from masked_sets import write_masked_set, write_unmasked_set
 
 import store
+from classification import boxhead
 from classification import train as train_module
+from classification.boxhead import train_box_head
 from classification.models import MODEL_NAMES, build_model, cam_layer_name
-from explain import boxhead
 from explain import evaluate as evaluate_cli
 from explain.boxhead import (
     build_head,
@@ -23,7 +25,6 @@ from explain.boxhead import (
     level_scales,
     load_box_head,
     pyramid_layers,
-    train_box_head,
 )
 from explain.layers import ExplainError
 
@@ -159,7 +160,7 @@ def test_evaluate_without_a_box_head_says_how_to_train_one(classifier_on_masks, 
     code = evaluate_cli.main(["--run", str(bare), "--data", str(data), "--boxes", "head"])
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1
-    assert "has no box head" in err[0] and "python -m explain.boxhead" in err[0]
+    assert "has no box head" in err[0] and "python -m classification.boxhead" in err[0]
 
 
 def test_the_cli_refuses_data_without_masks_in_one_line(classifier_on_masks, tmp_path, capsys):
