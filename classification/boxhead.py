@@ -19,9 +19,9 @@ import logging
 import time
 from typing import Any
 
-import cv2
 import numpy as np
 
+from classification.masksup import has_mask, mask_coverage
 from explain.boxhead import (
     HEAD_FILE,
     INFO_KEY,
@@ -45,22 +45,14 @@ MIN_MASKED = 8
 
 
 def coverage(mask_path: str | None, preprocess: Any, shape: tuple[int, int]) -> np.ndarray:
-    """Share of defect pixels per head cell (float32 (h, w)): the images' crop, then area
-    averaging; zeros for a good part."""
-    from imaging.decode import ImageError, read_image, to_gray
-
+    """Share of defect pixels per head cell (float32 (h, w)); zeros for a good part."""
     if not mask_path:
         return np.zeros(shape, np.float32)
-    try:
-        pixels = (to_gray(read_image(mask_path)) > 127).astype(np.float32)
-    except ImageError as exc:
-        raise ExplainError(f"defect mask {mask_path}: {exc.reason}; fix or remove it") from None
-    y0, y1, x0, x1 = preprocess.crop_window(pixels.shape)
-    return cv2.resize(pixels[y0:y1, x0:x1], shape[::-1], interpolation=cv2.INTER_AREA)
+    return mask_coverage(mask_path, preprocess, shape, "fix or remove it")
 
 
-def _has_mask(items: Any) -> Any:
-    return items["is_defect"] & items["mask_path"].map(lambda p: isinstance(p, str) and bool(p))
+def _masked(items: Any) -> Any:
+    return items["is_defect"] & items["mask_path"].map(has_mask)
 
 
 def split_items(spec: Any, run: Any, data: str) -> tuple[Any, Any]:
@@ -72,7 +64,7 @@ def split_items(spec: Any, run: Any, data: str) -> tuple[Any, Any]:
 
     items = classifier_splits(spec, seed=int(run.info.get("seed", 0)))[0].items
     train = items[items["split"] == "train"]
-    masked = _has_mask(train)
+    masked = _masked(train)
     if int(masked.sum()) < MIN_MASKED:
         raise ExplainError(
             f"data {data}: {int(masked.sum())} defective training images have a defect mask; "
@@ -82,7 +74,7 @@ def split_items(spec: Any, run: Any, data: str) -> tuple[Any, Any]:
     val = items[items["split"] == "val"]
     return (
         train[masked | ~train["is_defect"]].reset_index(drop=True),
-        val[_has_mask(val)].reset_index(drop=True),
+        val[_masked(val)].reset_index(drop=True),
     )
 
 
@@ -204,6 +196,7 @@ def train_box_head(
         raise ExplainError(f"run {run.name!r} is a {run.kind} run; a box head needs a classifier")
     if epochs < 1:
         raise ExplainError(f"epochs {epochs}: give at least 1")
+    check_writable_dir(run.path, f"run folder of {run.name!r}")  # before minutes of training
     started = time.perf_counter()
     model = run.load_model()
     preprocess = Preprocess.from_dict(run.info.get("preprocess"))
@@ -226,7 +219,6 @@ def train_box_head(
     losses = _fit(head, extract, prepared, targets, preprocess, epochs, seed, desc, progress)
     trained = BoxHead(head, extract, THRESHOLD, paths)
     check = held_out_box_hits(run, trained, held_out, preprocess) if len(held_out) else None
-    check_writable_dir(run.path, f"run folder of {run.name!r}")
     partial = run.path / f"partial_{HEAD_FILE}"  # renamed into place once complete
     head.save(partial)
     partial.replace(run.path / HEAD_FILE)

@@ -63,7 +63,8 @@ class MaskPlan:
         }
 
 
-def _has_mask(value: Any) -> bool:
+def has_mask(value: Any) -> bool:
+    """Whether a mask_path cell names a mask file (manifests leave it empty or NaN)."""
     return isinstance(value, str) and bool(value)
 
 
@@ -79,7 +80,7 @@ def plan_mask_supervision(
     if mode not in MODES:
         raise MaskSupervisionError(f"--masks {mode!r}: choose one of {', '.join(MODES)}")
     defective = train_items[train_items["label"] != normal]
-    masked = int(defective["mask_path"].map(_has_mask).sum()) if len(defective) else 0
+    masked = int(defective["mask_path"].map(has_mask).sum()) if len(defective) else 0
     plan = MaskPlan(layer, masked, len(defective) - masked, len(train_items) - len(defective))
     if mode == "off":
         return None, None
@@ -101,9 +102,9 @@ def plan_mask_supervision(
     return plan, note
 
 
-def prepare_mask(path: str, preprocess: Any) -> np.ndarray:
-    """A mask file -> uint8 0/1 at the prepared size: the images' crop, then any defect pixel
-    in the area a prepared pixel covers counts (thin scratches and pinholes survive)."""
+def mask_coverage(path: str, preprocess: Any, shape: tuple[int, int], fix: str) -> np.ndarray:
+    """A mask file -> float32 (h, w): the share of defect pixels in each cell after the images'
+    crop (area averaging). An unreadable file is refused naming it and `fix`."""
     import cv2
 
     from imaging.decode import ImageError, read_image, to_gray
@@ -111,14 +112,17 @@ def prepare_mask(path: str, preprocess: Any) -> np.ndarray:
     try:
         pixels = to_gray(read_image(path)) > 127
     except ImageError as exc:
-        raise MaskSupervisionError(
-            f"defect mask {path}: {exc.reason}; fix it or train with --masks off"
-        ) from None
+        raise MaskSupervisionError(f"defect mask {path}: {exc.reason}; {fix}") from None
     y0, y1, x0, x1 = preprocess.crop_window(pixels.shape)
     cropped = pixels[y0:y1, x0:x1].astype(np.float32)
-    height, width = preprocess.shape
-    resized = cv2.resize(cropped, (width, height), interpolation=cv2.INTER_AREA)
-    return (resized > 0).astype(np.uint8)
+    return cv2.resize(cropped, shape[::-1], interpolation=cv2.INTER_AREA)
+
+
+def prepare_mask(path: str, preprocess: Any) -> np.ndarray:
+    """A mask file -> uint8 0/1 at the prepared size: the images' crop, then any defect pixel
+    in the area a prepared pixel covers counts (thin scratches and pinholes survive)."""
+    share = mask_coverage(path, preprocess, preprocess.shape, "fix it or train with --masks off")
+    return (share > 0).astype(np.uint8)
 
 
 def prepare_masks(items: Any, normal: str, preprocess: Any) -> np.ndarray:
@@ -128,7 +132,7 @@ def prepare_masks(items: Any, normal: str, preprocess: Any) -> np.ndarray:
     for i, (label, path) in enumerate(zip(items["label"], items["mask_path"], strict=True)):
         if label == normal:
             continue
-        out[i] = prepare_mask(path, preprocess) if _has_mask(path) else UNKNOWN
+        out[i] = prepare_mask(path, preprocess) if has_mask(path) else UNKNOWN
     return out
 
 

@@ -36,7 +36,6 @@ from explain.layers import (
 log = logging.getLogger(__name__)
 
 HEAD_FILE = "box_head.keras"
-INPUT = "input"  # the feature level that is the model input itself
 INFO_KEY = "box_head"
 PROJECTED = 16  # channels per feature level after the 1 x 1 projection
 # A head pixel at or above this probability is defect; 0.5 is the head's own decision boundary
@@ -48,48 +47,43 @@ def pyramid_layers(model: Any, cam_layer: str | None = None) -> list[str]:
     """The last CAM-able layer at each spatial size, from half the input down to the CAM layer.
 
     simple_cnn at 160 px: block1_relu (80), block2_relu (40), last_conv (20). The full input
-    resolution is skipped (the first convolution's output is edges, not defects).
+    resolution is skipped (the first convolution's output is edges, not defects), and so are
+    padding and cropping layers (MobileNetV2's block_3_pad: a border around a level, not one).
     """
+    import keras
+
     cam_path = "/".join(resolve_layer(model, cam_layer))
     candidates = candidate_layers(model)
-    shapes = {path: tuple(_output(graph, layer).shape[1:3]) for path, layer, graph in _walk(model)}
+    walked = {path: (layer, graph) for path, layer, graph in _walk(model)}
+    border = (keras.layers.ZeroPadding2D, keras.layers.Cropping2D)
     height = model.inputs[0].shape[1]
     chosen: dict[tuple, str] = {}
     for path in candidates[: candidates.index(cam_path) + 1]:
-        size = shapes[path]
+        layer, graph = walked[path]
+        size = tuple(_output(graph, layer).shape[1:3])
+        if isinstance(layer, border):
+            continue
         if height is not None and size[0] is not None and size[0] > height // 2:
             continue
         chosen[size] = path  # later layers at the same size replace earlier ones
-    chosen[shapes[cam_path]] = cam_path
+    cam_layer_obj, cam_graph = walked[cam_path]
+    chosen[tuple(_output(cam_graph, cam_layer_obj).shape[1:3])] = cam_path
     return list(chosen.values())
 
 
 def feature_extractor(model: Any, paths: list[str]) -> Any:
-    """images -> list of activations at `paths` (one pass for top-level layers); the path
-    INPUT is the model input itself (the image, at full resolution)."""
+    """images -> list of activations at `paths` (one pass for top-level layers)."""
     import keras
 
     from explain.layers import _graph
 
-    layers = [p for p in paths if p != INPUT]
-    if all("/" not in p for p in layers):
+    if all("/" not in p for p in paths):
         graph = _graph(model)
-        outputs = [_output(graph, graph.get_layer(p), p) for p in layers]
+        outputs = [_output(graph, graph.get_layer(p), p) for p in paths]
         multi = keras.Model(graph.inputs[0], outputs)
-
-        def run(x: np.ndarray) -> list:
-            return [np.asarray(a) for a in multi(x, training=False)] if layers else []
-    else:
-        features = [split_model(model, p.split("/")).features for p in layers]
-
-        def run(x: np.ndarray) -> list:
-            return [np.asarray(f(x, training=False)) for f in features]
-
-    def extract(x: np.ndarray) -> list:
-        found = iter(run(x))
-        return [np.asarray(x, np.float32) if p == INPUT else next(found) for p in paths]
-
-    return extract
+        return lambda x: [np.asarray(a) for a in multi(x, training=False)]
+    features = [split_model(model, p.split("/")).features for p in paths]
+    return lambda x: [np.asarray(f(x, training=False)) for f in features]
 
 
 def level_scales(maps: list[np.ndarray]) -> list[float]:
@@ -158,10 +152,6 @@ def load_box_head(run: Any, model: Any = None) -> BoxHead | None:
         float(record["threshold"]),
         list(record["layers"]),
     )
-
-
-def has_box_head(run: Any) -> bool:
-    return bool(run.info.get(INFO_KEY)) and (run.path / HEAD_FILE).exists()
 
 
 def head_boxes(

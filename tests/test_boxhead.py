@@ -38,7 +38,7 @@ def test_every_zoo_family_gets_a_feature_pyramid_ending_at_its_cam_layer(name):
     x = np.random.default_rng(0).random((2, 64, 64, 1)).astype(np.float32)
     maps = feature_extractor(model, paths)(x)
     sizes = [m.shape[1] for m in maps]
-    assert len(sizes) == len(set(sizes)), f"one level per size, got {sizes}"
+    assert sizes == sorted(set(sizes), reverse=True), f"one level per size, finest first: {sizes}"
     assert max(sizes) <= 32, "nothing finer than half the input"
     head = build_head([tuple(m.shape[1:]) for m in maps], level_scales(maps))
     out = np.asarray(head(maps))
